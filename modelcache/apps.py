@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModelCacheConfig(AppConfig):
+    name = "modelcache"
+    verbose_name = "Model cache"

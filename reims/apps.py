@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReimsConfig(AppConfig):
+    name = "reims"
+    verbose_name = "REIMS"
