@@ -1,0 +1,39 @@
+"""Admin helpers shared by every app: readable JSON, read-only defaults."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.utils.html import format_html
+
+
+def pretty_json(value: Any, *, max_chars: int = 20000) -> str:
+    """Render a JSON value as indented, escaped <pre> for the admin's read-only fields."""
+    if value in (None, "", {}, []):
+        return "—"
+    text = json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+    if len(text) > max_chars:
+        text = text[:max_chars] + "\n…"
+    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+
+
+class ReadableJSONMixin:
+    """Show every JSONField of the model as pretty JSON: add '<field>_pretty' to readonly_fields.
+
+    Usage: ``json_fields = ("results_summary",)`` and list ``results_summary_pretty`` in
+    ``readonly_fields`` / ``fields``.
+    """
+
+    json_fields: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str):
+        if name.endswith("_pretty") and name[: -len("_pretty")] in type(self).json_fields:
+            field = name[: -len("_pretty")]
+
+            def render(obj):
+                return pretty_json(getattr(obj, field))
+
+            render.short_description = field.replace("_", " ")
+            return render
+        raise AttributeError(name)
