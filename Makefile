@@ -1,0 +1,52 @@
+# REIMS Anomaly. `make demo` runs the whole product on the embedded default (SQLite + a
+# filesystem Celery broker under var/); `make test` runs the test suite.
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+VENV := .venv
+
+.PHONY: help venv install demo test lint format bench migrate worker beat web clean
+
+help:
+	@echo "make demo   - install, migrate, load the demo portfolio, detect, start web+worker+beat"
+	@echo "make test   - the test suite (uses DATABASE_URL / CELERY_BROKER_URL when set)"
+	@echo "make bench  - the benchmarks in benchmarks/"
+	@echo "make lint   - ruff"
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python manage.py rundemo
+
+test:
+	PYTHON=$(PYTHON) scripts/run_tests.sh
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
+
+bench:
+	@for script in benchmarks/*.py; do echo "== $$script =="; $(PYTHON) $$script || exit 1; done
+
+migrate:
+	$(PYTHON) manage.py migrate
+
+web:
+	$(PYTHON) manage.py runserver 127.0.0.1:8000
+
+worker:
+	$(PYTHON) -m celery -A reims worker -Q anomaly,default --loglevel INFO
+
+beat:
+	$(PYTHON) -m celery -A reims beat --loglevel INFO
+
+clean:
+	rm -rf var/broker var/test-reports .coverage
