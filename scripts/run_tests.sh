@@ -23,8 +23,7 @@ echo "== coverage: services =="
 "$PYTHON" -m coverage report --include='*/services.py,*/services/*.py' --skip-empty | tail -n 12
 echo "== coverage: API =="
 "$PYTHON" -m coverage report --include='*/apis.py,*/api.py,*/api/*.py,*/urls.py' --skip-empty | tail -n 12
-echo "== coverage: total =="
-"$PYTHON" -m coverage report --skip-empty | tail -n 1
+echo "== coverage: total: $("$PYTHON" -m coverage report --format=total)% =="
 
 "$PYTHON" scripts/junit_totals.py var/test-reports/main.xml var/test-reports/worker.xml
 totals_rc=$?
