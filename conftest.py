@@ -38,3 +38,14 @@ def admin_api_client(admin_user):
     client = APIClient()
     client.force_authenticate(admin_user)
     return client
+
+
+@pytest.fixture
+def roles(db):
+    """The analysts and managers groups (a transactional test's flush may have emptied them)."""
+    from django.contrib.auth.models import Group, Permission
+
+    from reims.roles import roles_sync
+
+    roles_sync(Group, Permission)
+    return {group.name: group for group in Group.objects.all()}

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 
 from reims.roles import ANALYSTS, MANAGERS
 
 
-@pytest.mark.django_db
-def test_groups_exist_with_their_permissions():
+@pytest.mark.django_db(transaction=True)
+def test_data_migration_creates_groups_with_their_permissions():
+    # Run the data migration itself: a flush by an earlier transactional test empties auth_group.
+    call_command("migrate", "reims", "zero", verbosity=0)
+    assert not Group.objects.filter(name__in=[ANALYSTS, MANAGERS]).exists()
+    call_command("migrate", "reims", verbosity=0)
+
     analyst = User.objects.create_user("ana")
     analyst.groups.add(Group.objects.get(name=ANALYSTS))
     manager = User.objects.create_user("max")
