@@ -1,0 +1,273 @@
+"""Admin for batch jobs: progress at a glance, cancel, a readable summary, a form to start a job.
+
+Jobs are never edited by hand: they are created and started through the services (the same path as
+the API and the ``reprocess`` command), and their chunks are shown read-only.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from batch_jobs import selectors, services
+from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ExtractionStatusFilter, JobStatus
+from documents.models import DocumentType, Property
+from reims.admin_utils import ReadableJSONMixin
+from reims.exceptions import ApplicationError, ConflictError
+from reims.flags import FeatureDisabled
+
+_BAR_COLOURS = {
+    JobStatus.COMPLETED: "#2e7d32",
+    JobStatus.FAILED: "#c62828",
+    JobStatus.CANCELLED: "#757575",
+    JobStatus.RUNNING: "#1565c0",
+    JobStatus.QUEUED: "#9e9e9e",
+}
+
+
+def progress_bar(job: BatchReprocessingJob) -> str:
+    pct = job.progress_pct
+    return format_html(
+        '<div title="{}%" style="width:120px;background:#eee;border-radius:3px;height:12px;display:inline-block;'
+        'vertical-align:middle"><div style="width:{}%;background:{};height:12px;border-radius:3px"></div></div>'
+        " <span>{}%</span>",
+        pct,
+        min(pct, 100.0),
+        _BAR_COLOURS.get(job.status, "#1565c0"),
+        pct,
+    )
+
+
+class StartJobForm(forms.Form):
+    job_name = forms.CharField(max_length=200, required=False)
+    properties = forms.ModelMultipleChoiceField(
+        queryset=Property.objects.order_by("code"), required=False, help_text="none selected means every property"
+    )
+    date_range_start = forms.DateField(required=False, help_text="YYYY-MM-DD; any day selects its month")
+    date_range_end = forms.DateField(required=False)
+    document_types = forms.MultipleChoiceField(
+        choices=DocumentType.choices, required=False, widget=forms.CheckboxSelectMultiple, help_text="none means all"
+    )
+    extraction_status_filter = forms.ChoiceField(choices=ExtractionStatusFilter.choices, initial="all")
+
+
+class BatchJobChunkInline(admin.TabularInline):
+    """The first chunks of a job, read-only; the full list is on the chunk admin."""
+
+    model = BatchJobChunk
+    fields = ("index", "status", "attempts", "processed_count", "failed_count", "anomaly_count", "leased_by", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        # An inline cannot paginate: failed and in-flight chunks first, then the first ones.
+        return qs.order_by("-status", "index")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BatchReprocessingJob)
+class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
+    json_fields = ("results_summary", "property_ids", "document_types")
+    change_list_template = "admin/batch_jobs/batchreprocessingjob/change_list.html"
+    list_display = (
+        "id",
+        "job_name",
+        "status",
+        "progress",
+        "processed_documents",
+        "total_documents",
+        "successful_documents",
+        "failed_documents",
+        "skipped_documents",
+        "duration",
+        "initiated_by",
+        "created_at",
+    )
+    list_display_links = ("id", "job_name")
+    list_filter = ("status", "processor")
+    search_fields = ("job_name",)
+    date_hierarchy = "created_at"
+    actions = ["cancel_selected"]
+    readonly_fields = (
+        "job_name",
+        "status",
+        "progress",
+        "duration",
+        "chunk_summary",
+        "processor",
+        "initiated_by",
+        "property_ids_pretty",
+        "date_range_start",
+        "date_range_end",
+        "document_types_pretty",
+        "extraction_status_filter",
+        "celery_task_id",
+        "total_documents",
+        "processed_documents",
+        "successful_documents",
+        "failed_documents",
+        "skipped_documents",
+        "cancel_requested",
+        "error_message",
+        "created_at",
+        "started_at",
+        "estimated_completion_at",
+        "completed_at",
+        "results_summary_pretty",
+    )
+    fields = readonly_fields
+    inlines = [BatchJobChunkInline]
+
+    @admin.display(description="progress")
+    def progress(self, obj: BatchReprocessingJob) -> str:
+        return progress_bar(obj)
+
+    @admin.display(description="duration")
+    def duration(self, obj: BatchReprocessingJob) -> str:
+        seconds = obj.duration_seconds
+        if seconds is None:
+            return "—"
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+    @admin.display(description="chunks")
+    def chunk_summary(self, obj: BatchReprocessingJob) -> str:
+        counts = selectors.job_chunk_status_counts(job=obj)
+        url = reverse("admin:batch_jobs_batchjobchunk_changelist") + f"?job__id__exact={obj.pk}"
+        text = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
+        return format_html('<a href="{}">{}</a>', url, text)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("batch_jobs.add_batchreprocessingjob")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:batch_jobs_batchreprocessingjob_start"))
+
+    def get_urls(self):
+        own = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="batch_jobs_batchreprocessingjob_start"),
+        ]
+        return own + super().get_urls()
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = StartJobForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = services.create_batch_job(
+                    job_name=data["job_name"],
+                    property_ids=[p.pk for p in data["properties"]],
+                    date_range_start=data["date_range_start"],
+                    date_range_end=data["date_range_end"],
+                    document_types=data["document_types"],
+                    extraction_status_filter=data["extraction_status_filter"],
+                    initiated_by=request.user,
+                )
+                services.start_batch_job(job=job)
+            except FeatureDisabled as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            except ApplicationError as exc:
+                for field, errors in exc.field_errors.items():
+                    for error in errors:
+                        # The service says "property_ids"; the form's field is "properties".
+                        name = "properties" if field == "property_ids" else field
+                        form.add_error(name if name in form.fields else None, error)
+                if not exc.field_errors:
+                    form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Job #{job.pk} queued over {job.total_documents} documents.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:batch_jobs_batchreprocessingjob_change", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Start a batch reprocessing job",
+            "form": form,
+        }
+        return render(request, "admin/batch_jobs/batchreprocessingjob/start_job.html", context)
+
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[BatchReprocessingJob]) -> None:
+        cancelled, refused = 0, []
+        for job in queryset:
+            try:
+                services.cancel_job(job=job)
+                cancelled += 1
+            except ConflictError as exc:
+                refused.append(exc.message)
+        if cancelled:
+            self.message_user(request, f"Cancelling {cancelled} job(s).", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A job's page is read-only (obj given); the list-level permission gates the cancel action.
+        return obj is None and request.user.has_perm("batch_jobs.change_batchreprocessingjob")
+
+
+@admin.register(BatchJobChunk)
+class BatchJobChunkAdmin(ReadableJSONMixin, admin.ModelAdmin):
+    json_fields = ("document_ids", "results")
+    list_display = (
+        "job",
+        "index",
+        "status",
+        "attempts",
+        "processed_count",
+        "successful_count",
+        "failed_count",
+        "skipped_count",
+        "anomaly_count",
+        "leased_by",
+        "lease_expires_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+    readonly_fields = (
+        "job",
+        "index",
+        "status",
+        "task_id",
+        "attempts",
+        "leased_by",
+        "lease_expires_at",
+        "processed_count",
+        "successful_count",
+        "failed_count",
+        "skipped_count",
+        "anomaly_count",
+        "error_message",
+        "document_ids_pretty",
+        "results_pretty",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

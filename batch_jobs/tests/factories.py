@@ -1,0 +1,77 @@
+"""Factories for the documents a batch job works on (documents' own factories may differ)."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+from decimal import Decimal
+
+import factory
+
+from batch_jobs.models import BatchReprocessingJob
+from documents.models import DocumentUpload, FinancialPeriod, LineItem, Property
+
+
+def period(year: int, month: int) -> FinancialPeriod:
+    obj, _ = FinancialPeriod.objects.get_or_create(
+        year=year,
+        month=month,
+        defaults={
+            "ordinal": year * 12 + month - 1,
+            "start_date": date(year, month, 1),
+            "end_date": date(year, month, calendar.monthrange(year, month)[1]),
+        },
+    )
+    return obj
+
+
+class PropertyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Property
+
+    code = factory.Sequence(lambda n: f"P{n:04d}")
+    name = factory.LazyAttribute(lambda o: f"Property {o.code}")
+    property_type = "office"
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DocumentUpload
+
+    property = factory.SubFactory(PropertyFactory)
+    document_type = "income_statement"
+    period = factory.LazyFunction(lambda: period(2024, 1))
+    content_hash = factory.Sequence(lambda n: f"{n:064x}")
+    extraction_status = "completed"
+
+
+class LineItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LineItem
+
+    document = factory.SubFactory(DocumentFactory)
+    account_code = factory.Sequence(lambda n: f"4{n:03d}-0000")
+    account_name = "Rent"
+    amount = Decimal("1000.00")
+
+
+def portfolio(
+    *, properties: int = 2, months: int = 3, types: tuple[str, ...] = ("income_statement",), lines: int = 1
+) -> list[DocumentUpload]:
+    """Documents with line items for every property x type x month of 2024 (latest versions)."""
+    docs = []
+    periods = [period(2024, m) for m in range(1, months + 1)]
+    for _ in range(properties):
+        prop = PropertyFactory()
+        for doc_type in types:
+            for per in periods:
+                doc = DocumentFactory(property=prop, document_type=doc_type, period=per)
+                for n in range(lines):
+                    LineItemFactory(document=doc, account_code=f"40{n:02d}-0000")
+                docs.append(doc)
+    return docs
+
+
+def job(**kwargs) -> BatchReprocessingJob:
+    defaults = {"job_name": "test", "processor": "check_documents"}
+    return BatchReprocessingJob.objects.create(**{**defaults, **kwargs})

@@ -1,0 +1,38 @@
+"""Chunk processors used only by the tests: registered in the test process by conftest.py and in
+worker processes through ``worker_settings.py`` (CELERY_IMPORTS)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+
+from batch_jobs.processors import DocumentResult, check_documents, register_processor
+from documents.models import DocumentUpload
+
+
+def _marked(document_ids: Sequence[int], mark: str) -> set[int]:
+    return set(DocumentUpload.objects.filter(id__in=document_ids, file_name=mark).values_list("id", flat=True))
+
+
+@register_processor("test_fail_marked")
+def fail_marked(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """Raises when a document named BAD is in the batch, like a detector choking on one document."""
+    if _marked(document_ids, "BAD"):
+        raise ValueError("cannot parse amounts of a BAD document")
+    return check_documents(document_ids)
+
+
+@register_processor("test_slow_check")
+def slow_check(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    time.sleep(0.15)
+    return check_documents(document_ids)
+
+
+@register_processor("test_kill_marked")
+def kill_marked(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """SIGKILLs its own worker process whenever a POISON document is in the chunk."""
+    if _marked(document_ids, "POISON"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return check_documents(document_ids)
