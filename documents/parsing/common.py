@@ -1,0 +1,293 @@
+"""Canonical rows, the one error type of the parsers, and the validation every format shares."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "property_code",
+    "property_name",
+    "property_type",
+    "document_type",
+    "period",
+    "account_code",
+    "account_name",
+    "amount",
+    "is_total",
+)
+REQUIRED_COLUMNS: frozenset[str] = frozenset(
+    {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
+)
+# Mirrors documents.models.DocumentType / PropertyType; kept here so parsing stays Django-free
+# (documents/tests/test_parsing.py checks the two lists agree).
+DOCUMENT_TYPES: tuple[str, ...] = (
+    "balance_sheet",
+    "income_statement",
+    "cash_flow",
+    "rent_roll",
+    "mortgage_statement",
+)
+PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
+
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+# Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
+# because amounts are stored as DECIMAL(18, 2) and silently rounding a statement is worse than
+# refusing it.
+_AMOUNT_RE = re.compile(r"^(?P<sign>-)?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?$")
+MAX_ACCOUNT_CODE = 40
+MAX_ACCOUNT_NAME = 200
+MAX_PROPERTY_NAME = 200
+AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+class ImportFileError(Exception):
+    """A file rejected whole. ``str()`` is one line naming the file, the row and the column."""
+
+    def __init__(self, file: str, row: int | str | None, column: str | None, message: str) -> None:
+        self.file = file
+        self.row = row
+        self.column = column
+        self.message = " ".join(str(message).split())  # always one line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [self.file]
+        position = []
+        if self.row is not None:
+            position.append(f"row {self.row}" if isinstance(self.row, int) else str(self.row))
+        if self.column is not None:
+            position.append(f"column {self.column}")
+        if position:
+            where.append(", ".join(position))
+        return ": ".join([*where, self.message])
+
+
+@dataclass(frozen=True)
+class FieldBox:
+    """Where one field of a PDF row was read: page (1-based) and box in PDF points.
+
+    Coordinates are pdfplumber's: origin at the TOP-left corner of the page, ``y0`` = the words'
+    ``top`` and ``y1`` = their ``bottom`` (so y grows downwards and y0 < y1).
+    """
+
+    page: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+@dataclass
+class CanonicalRow:
+    """One validated line item, ready to be written."""
+
+    property_code: str
+    document_type: str
+    period: str  # YYYY-MM
+    account_code: str
+    account_name: str
+    amount: Decimal
+    is_total: bool = False
+    property_name: str = ""
+    property_type: str = ""
+    row: int | str = 0  # where it came from, for messages
+    # PDF only: the whole row's box, and one box per field ('account_code', 'account_name', 'amount').
+    box: FieldBox | None = None
+    fields: dict[str, FieldBox] = field(default_factory=dict)
+    confidence: float | None = None
+
+    @property
+    def document_key(self) -> tuple[str, str, str]:
+        return (self.property_code, self.document_type, self.period)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Values that replace (or fill in) a file's property code, document type and period."""
+
+    property_code: str | None = None
+    document_type: str | None = None
+    period: str | None = None
+
+    def validate(self, file: str) -> None:
+        if self.property_code is not None and not PROPERTY_CODE_RE.match(self.property_code):
+            raise ImportFileError(file, None, "property_code", f"bad property override {self.property_code!r}")
+        if self.document_type is not None and self.document_type not in DOCUMENT_TYPES:
+            raise ImportFileError(
+                file,
+                None,
+                "document_type",
+                f"unknown document type override {self.document_type!r} (expected one of {', '.join(DOCUMENT_TYPES)})",
+            )
+        if self.period is not None:
+            try:
+                parse_period(self.period)
+            except ValueError as exc:
+                raise ImportFileError(file, None, "period", f"bad period override: {exc}") from None
+
+    def as_columns(self) -> dict[str, str]:
+        pairs = {"property_code": self.property_code, "document_type": self.document_type, "period": self.period}
+        return {key: value for key, value in pairs.items() if value is not None}
+
+
+def parse_period(text: str) -> tuple[int, int]:
+    """'2024-03' -> (2024, 3); ValueError with a readable reason otherwise."""
+    match = PERIOD_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"bad period {text!r} (expected YYYY-MM)")
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12:
+        raise ValueError(f"bad period {text!r} (month must be 01-12)")
+    if year < 1900:
+        raise ValueError(f"bad period {text!r} (year before 1900)")
+    return year, month
+
+
+def parse_amount(text: str) -> Decimal:
+    """'-1234.50', '(1234.50)', '1,234.50' -> Decimal; ValueError otherwise."""
+    raw = text.strip()
+    negative = False
+    if raw.startswith("(") and raw.endswith(")"):
+        negative = True
+        raw = raw[1:-1].strip()
+    match = _AMOUNT_RE.match(raw)
+    if not raw or not match or (match.group("int") is None and not match.group("frac")):
+        raise ValueError(f"not a number: {text!r}")
+    if negative and match.group("sign"):
+        raise ValueError(f"not a number (two minus signs): {text!r}")
+    frac = match.group("frac") or ""
+    if len(frac) > 2:
+        raise ValueError(f"more than 2 decimal places: {text!r}")
+    try:
+        value = Decimal((match.group("int") or "0").replace(",", "") + "." + (frac or "0"))
+    except InvalidOperation:  # pragma: no cover - the regex admits only digits
+        raise ValueError(f"not a number: {text!r}") from None
+    if abs(value) >= AMOUNT_LIMIT:
+        raise ValueError(f"amount too large: {text!r}")
+    if negative or match.group("sign"):
+        value = -value
+    return value.quantize(Decimal("0.01"))
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def check_header(file: str, header: list[str], *, overrides: Overrides, column_label=None) -> list[str]:
+    """Normalise a header row and reject missing, unknown or repeated columns."""
+    label = column_label or (lambda index, name: name)
+    names = [str(cell or "").strip().lower() for cell in header]
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if not name:
+            raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
+        if name not in CANONICAL_COLUMNS:
+            raise ImportFileError(
+                file, 1, label(index, name), f"unknown column {name!r} (expected {', '.join(CANONICAL_COLUMNS)})"
+            )
+        if name in seen:
+            raise ImportFileError(file, 1, label(index, name), f"column {name!r} appears twice in the header")
+        seen.add(name)
+    filled_by_override = set(overrides.as_columns())
+    for name in CANONICAL_COLUMNS:
+        if name in REQUIRED_COLUMNS and name not in seen and name not in filled_by_override:
+            raise ImportFileError(file, 1, name, "missing required column")
+    return names
+
+
+def build_row(
+    file: str,
+    row: int | str,
+    values: dict[str, str],
+    *,
+    overrides: Overrides,
+    column_label=None,
+) -> CanonicalRow:
+    """Validate one record (column name -> text) into a CanonicalRow."""
+    label = column_label or (lambda name: name)
+    merged = {**values, **overrides.as_columns()}
+
+    def text(name: str) -> str:
+        return str(merged.get(name) or "").strip()
+
+    def fail(name: str, message: str):
+        raise ImportFileError(file, row, label(name), message)
+
+    property_code = text("property_code")
+    if not PROPERTY_CODE_RE.match(property_code):
+        fail("property_code", f"bad property code {property_code!r} (1-20 letters, digits, '_' or '-')")
+    property_type = text("property_type").lower()
+    if property_type and property_type not in PROPERTY_TYPES:
+        fail("property_type", f"unknown property type {property_type!r} (expected one of {', '.join(PROPERTY_TYPES)})")
+    property_name = text("property_name")
+    if len(property_name) > MAX_PROPERTY_NAME:
+        fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
+    document_type = text("document_type")
+    if document_type not in DOCUMENT_TYPES:
+        fail("document_type", f"unknown document type {document_type!r} (expected one of {', '.join(DOCUMENT_TYPES)})")
+    period = text("period")
+    try:
+        year, month = parse_period(period)
+    except ValueError as exc:
+        fail("period", str(exc))
+    account_code = text("account_code")
+    if not account_code:
+        fail("account_code", "empty account code")
+    if len(account_code) > MAX_ACCOUNT_CODE:
+        fail("account_code", f"longer than {MAX_ACCOUNT_CODE} characters")
+    account_name = text("account_name")
+    if not account_name:
+        fail("account_name", "empty account name")
+    if len(account_name) > MAX_ACCOUNT_NAME:
+        fail("account_name", f"longer than {MAX_ACCOUNT_NAME} characters")
+    try:
+        amount = parse_amount(text("amount"))
+    except ValueError as exc:
+        fail("amount", str(exc))
+    try:
+        is_total = parse_bool(text("is_total"))
+    except ValueError as exc:
+        fail("is_total", str(exc))
+    return CanonicalRow(
+        property_code=property_code,
+        document_type=document_type,
+        period=f"{year:04d}-{month:02d}",
+        account_code=account_code,
+        account_name=account_name,
+        amount=amount,
+        is_total=is_total,
+        property_name=property_name,
+        property_type=property_type,
+        row=row,
+    )
+
+
+def check_documents(file: str, rows: Iterable[CanonicalRow], *, account_column: str = "account_code") -> None:
+    """Reject an account that appears twice in one document (rows grouped by property/type/period)."""
+    first_seen: dict[tuple[str, str, str, str], int | str] = {}
+    for row in rows:
+        key = (*row.document_key, row.account_code)
+        if key in first_seen:
+            where = first_seen[key]
+            where_text = f"row {where}" if isinstance(where, int) else str(where)
+            raise ImportFileError(
+                file,
+                row.row,
+                account_column,
+                f"account {row.account_code} appears twice in document {row.property_code} "
+                f"{row.document_type} {row.period} (first at {where_text})",
+            )
+        first_seen[key] = row.row
