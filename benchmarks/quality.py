@@ -1,0 +1,179 @@
+"""Detection quality on a labelled portfolio, beside a REIMS2-style baseline.
+
+    python benchmarks/quality.py [--properties 40] [--months 48] [--seed 7]
+                                 [--generator demo|independent] [--no-pyod]
+
+``demo`` is the project's demo generator (documents/demo/generator.py); ``independent`` is the
+detection tests' own generator, written apart so that constants are not tuned to one
+generator's quirks.  Labels and predictions are matched on (property_code, document_type,
+period, account_code), so an absent posting reported with row = -1 counts too.
+
+Baseline (REIMS2 style): flag a line when |z| > 2 against its trailing 12 months (mean/std) or
+its change on the previous period exceeds 15 %; its ranking score is max(|z| / 2, |change| / 15 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from anomalies.detection.engine import detect_anomalies  # noqa: E402
+from anomalies.detection.table import line_table_from_rows, period_to_string  # noqa: E402
+
+Key = tuple[str, str, str, str]
+
+
+def load_portfolio(generator: str, properties: int, months: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if generator == "demo":
+        from documents.demo.generator import generate_portfolio
+
+        portfolio = generate_portfolio(properties=properties, months=months, seed=seed)
+    else:
+        from anomalies.tests.detection.synthetic_portfolio import generate_synthetic_portfolio
+
+        portfolio = generate_synthetic_portfolio(properties=properties, months=months, seed=seed,
+                                                 anomalies_per_property=8)
+    return list(portfolio.rows), list(portfolio.labels)
+
+
+def baseline_scores(rows: list[dict[str, Any]]) -> dict[Key, float]:
+    """REIMS2-style rule per non-total line: trailing-12 z-score and period-over-period change."""
+    series: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if _truthy(r.get("is_total")):
+            continue
+        series[(r["property_code"], r["document_type"], r["account_code"])][r["period"]] = float(r["amount"])
+    out: dict[Key, float] = {}
+    for (prop, doc, acct), by_period in series.items():
+        periods = sorted(by_period)
+        values = np.array([by_period[p] for p in periods])
+        for i, p in enumerate(periods):
+            score = 0.0
+            hist = values[max(0, i - 12):i]
+            if len(hist) >= 3:
+                sd = hist.std()
+                z = (values[i] - hist.mean()) / sd if sd > 0 else (0.0 if values[i] == hist.mean() else 10.0)
+                score = max(score, abs(z) / 2.0)
+            if i > 0 and values[i - 1] != 0:
+                change = abs(values[i] - values[i - 1]) / abs(values[i - 1])
+                score = max(score, change / 0.15)
+            out[(prop, doc, p, acct)] = score
+    return out
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "1", "yes"))
+
+
+def evaluate(name: str, scores: dict[Key, float], flagged: set[Key], labels: dict[Key, str]) -> dict[str, Any]:
+    keys = list(set(scores) | set(labels))
+    y = np.array([k in labels for k in keys])
+    s = np.array([scores.get(k, 0.0) for k in keys])
+    f = np.array([k in flagged for k in keys])
+    tp = int((f & y).sum())
+    fp = int((f & ~y).sum())
+    fn = int((~f & y).sum())
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    auc_pr = float(average_precision_score(y, s))
+    prec_curve, rec_curve, _ = precision_recall_curve(y, s)
+    best_prec_at_85 = float(prec_curve[rec_curve >= 0.85].max()) if (rec_curve >= 0.85).any() else 0.0
+    per_kind: dict[str, tuple[int, int]] = {}
+    for kind in sorted(set(labels.values())):
+        kk = [k for k, v in labels.items() if v == kind]
+        per_kind[kind] = (sum(k in flagged for k in kk), len(kk))
+    return {"name": name, "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
+            "auc_pr": auc_pr, "best_precision_at_recall_85": best_prec_at_85, "per_kind": per_kind}
+
+
+def print_report(res: dict[str, Any]) -> None:
+    print(f"== {res['name']}")
+    print(f"  precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}  "
+          f"AUC-PR {res['auc_pr']:.3f}  (tp {res['tp']}, fp {res['fp']}, fn {res['fn']}; "
+          f"best precision at recall>=0.85: {res['best_precision_at_recall_85']:.3f})")
+    for kind, (hit, total) in res["per_kind"].items():
+        print(f"  recall {kind:<18} {hit / max(total, 1):.2f}  ({hit}/{total})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--properties", type=int, default=40)
+    parser.add_argument("--months", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--generator", choices=("demo", "independent"), default="demo")
+    parser.add_argument("--no-pyod", action="store_true", help="statistical detectors only (FEATURE_FLAG_PYOD off)")
+    parser.add_argument("--show-errors", type=int, default=0, help="print this many false positives / negatives")
+    args = parser.parse_args(argv)
+
+    rows, raw_labels = load_portfolio(args.generator, args.properties, args.months, args.seed)
+    labels: dict[Key, str] = {(str(lab["property_code"]), str(lab["document_type"]), str(lab["period"]),
+                               str(lab["account_code"])): str(lab["anomaly_kind"]) for lab in raw_labels}
+    adapted = line_table_from_rows(rows)
+    table = adapted.table
+    codes = adapted.property_codes
+    started = time.perf_counter()
+    result = detect_anomalies(table, use_pyod=not args.no_pyod, seed=args.seed)
+    elapsed = time.perf_counter() - started
+
+    def key_of(row: int) -> Key:
+        return (str(codes[table.property_ids[row]]), str(table.document_types[row]),
+                period_to_string(int(table.periods[row])), str(table.account_codes[row]))
+
+    scores: dict[Key, float] = {}
+    flagged: set[Key] = set()
+    for row in np.flatnonzero(result.scored & ~table.is_total):
+        k = key_of(int(row))
+        scores[k] = float(result.anomaly_score[row])
+        if result.is_anomaly[row]:
+            flagged.add(k)
+    for f in result.findings:
+        if f.row < 0:
+            k = (str(codes[f.property_id]), f.document_type, period_to_string(f.period), f.account_code)
+            scores[k] = f.anomaly_score
+            flagged.add(k)
+
+    base = baseline_scores(rows)
+    base_flagged = {k for k, v in base.items() if v > 1.0}
+    ours = evaluate("REIMS Anomaly" + (" (statistical only)" if args.no_pyod else ""), scores, flagged, labels)
+    theirs = evaluate("REIMS2 baseline (|z|>2 trailing 12 or change >15%)", base, base_flagged, labels)
+    n_lines = int((~table.is_total).sum())
+    print(f"portfolio: generator={args.generator} properties={args.properties} months={args.months} "
+          f"seed={args.seed}; {table.n_rows} lines ({n_lines} non-total), {len(labels)} labels; "
+          f"detection {elapsed:.1f}s")
+    print_report(ours)
+    print_report(theirs)
+    print(f"== ratios: AUC-PR {ours['auc_pr'] / max(theirs['auc_pr'], 1e-12):.2f}x baseline, "
+          f"precision {ours['precision'] / max(theirs['precision'], 1e-12):.2f}x, "
+          f"false positives {ours['fp']} vs {theirs['fp']}")
+    footing = list(result.statement_findings)
+    print(f"statement findings (not labelled, reported apart): {len(footing)} "
+          f"({sum(sf.anomaly_type == 'footing' for sf in footing)} footing, "
+          f"{sum(sf.anomaly_type == 'balance_mismatch' for sf in footing)} balance)")
+    print(f"insufficient history series: {len(result.insufficient_history)}; "
+          f"model selections: {len(result.selections)}; timings ms: {result.timings_ms}")
+    targets = (ours["precision"] >= 0.90 and ours["recall"] >= 0.85
+               and ours["auc_pr"] >= 2 * theirs["auc_pr"]
+               and all(h / max(t, 1) >= 0.7 for h, t in ours["per_kind"].values()))
+    print("targets met" if targets else "targets NOT met")
+    if args.show_errors:
+        fps = sorted((k for k in flagged if k not in labels), key=lambda k: -scores.get(k, 0))[: args.show_errors]
+        fns = [(k, v) for k, v in labels.items() if k not in flagged][: args.show_errors]
+        print("false positives:", *fps, sep="\n  ")
+        print("false negatives:", *(f"{k} {v} score={scores.get(k, 0):.1f}" for k, v in fns), sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
