@@ -11,6 +11,7 @@ class AnomalyModelCache(models.Model):
     model_key = models.CharField(max_length=64, unique=True, help_text="sha256 of the sorted key JSON")
     property = models.ForeignKey(Property, null=True, blank=True, on_delete=models.CASCADE, related_name="cached_models")
     account_code = models.CharField(max_length=40)
+    document_type = models.CharField(max_length=30, blank=True, help_text="document type of the series, when known")
     model_type = models.CharField(max_length=60)
     model_binary = models.BinaryField(help_text="signed envelope around a joblib payload")
     model_metadata = models.JSONField(default=dict, blank=True)
@@ -29,6 +30,9 @@ class AnomalyModelCache(models.Model):
     is_active = models.BooleanField(default=True)
     invalidated_reason = models.CharField(max_length=200, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Bumped on every state change (invalidation, retraining in place): an in-process LRU copy
+    # whose generation differs from the row's is stale.
+    generation = models.PositiveIntegerField(default=1)
 
     class Meta:
         db_table = "anomaly_model_cache"
@@ -43,3 +47,31 @@ class AnomalyModelCache(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_type} {self.account_code} ({self.model_key[:12]})"
+
+
+class StatsCounter(models.TextChoices):
+    LRU_HIT = "lru_hit", "LRU hit"
+    LRU_MISS = "lru_miss", "LRU miss"
+    DB_HIT = "db_hit", "Database hit"
+    DB_MISS = "db_miss", "Database miss"
+    TRAINED = "trained", "Trained and stored"
+    STALE = "stale", "Found but invalidated by a rule"
+    REFUSED = "refused", "Refused blob (signature or format)"
+
+
+class ModelCacheStats(models.Model):
+    """Daily totals of the cache counters of every process, added to on each usage flush."""
+
+    day = models.DateField()
+    counter = models.CharField(max_length=20, choices=StatsCounter.choices)
+    value = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "model_cache_stats"
+        ordering = ["-day", "counter"]
+        verbose_name = "model cache statistic"
+        constraints = [models.UniqueConstraint(fields=["day", "counter"], name="model_cache_stats_day_counter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.counter}={self.value}"

@@ -1,0 +1,58 @@
+"""Reads of the model cache: entry lists (never the blob) and statistics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from modelcache.models import AnomalyModelCache, ModelCacheStats
+from modelcache.services import default_cache, hit_rates
+from reims.flags import FeatureFlags
+
+
+def model_cache_list(*, filters: dict[str, Any] | None = None) -> QuerySet[AnomalyModelCache]:
+    """Entries without their binary; ``filters``: property (code), property_id, account_code,
+    model_type, is_active."""
+    filters = filters or {}
+    qs = AnomalyModelCache.objects.defer("model_binary").select_related("property")
+    if filters.get("property"):
+        qs = qs.filter(property__code=filters["property"])
+    if filters.get("property_id") is not None:
+        qs = qs.filter(property_id=filters["property_id"])
+    if filters.get("account_code"):
+        qs = qs.filter(account_code=filters["account_code"])
+    if filters.get("model_type"):
+        qs = qs.filter(model_type=filters["model_type"])
+    if filters.get("is_active") is not None:
+        qs = qs.filter(is_active=filters["is_active"])
+    return qs
+
+
+def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
+    """Hit rates per tier (every process, as flushed; and this process), and entry totals."""
+    now = timezone.now()
+    rows = ModelCacheStats.objects.all()
+    if days is not None:
+        rows = rows.filter(day__gt=timezone.localdate() - timedelta(days=days))
+    persisted = {row["counter"]: int(row["total"]) for row in rows.values("counter").annotate(total=Sum("value"))}
+    entries = AnomalyModelCache.objects.aggregate(
+        total=Count("id"),
+        active=Count("id", filter=Q(is_active=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))),
+        inactive=Count("id", filter=Q(is_active=False)),
+        expired=Count("id", filter=Q(is_active=True, expires_at__lte=now)),
+        size_bytes=Sum("size_bytes"),
+        uses=Sum("use_count"),
+    )
+    entries["size_bytes"] = entries["size_bytes"] or 0
+    entries["uses"] = entries["uses"] or 0
+    cache = default_cache()
+    return {
+        "enabled": FeatureFlags.is_enabled("MODEL_CACHE_ENABLED"),
+        "all_processes": hit_rates(persisted),
+        "this_process": hit_rates(cache.counters.snapshot()),
+        "lru": {"entries": len(cache), "capacity": cache.lru_size},
+        "entries": entries,
+    }
