@@ -47,6 +47,7 @@ class DetectionStatus(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "False positive"
     RESOLVED = "resolved", "Resolved"
     SUPPRESSED = "suppressed", "Suppressed"
+    NEW_NORMAL = "new_normal", "Accepted as new normal"
 
 
 class AnomalyDetection(models.Model):

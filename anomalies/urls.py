@@ -1,5 +1,14 @@
 """API routes of this app, mounted under /api/v1/ by reims/urls.py."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from anomalies import apis
+
+urlpatterns = [
+    path("anomalies/", apis.AnomalyListApi.as_view(), name="anomaly-list"),
+    # Before anomalies/<id> so that "algorithms" is never read as an id.
+    path("anomalies/algorithms", apis.AlgorithmListApi.as_view(), name="anomaly-algorithms"),
+    path("anomalies/<int:pk>", apis.AnomalyDetailApi.as_view(), name="anomaly-detail"),
+    path("anomalies/<int:pk>/feedback", apis.AnomalyFeedbackApi.as_view(), name="anomaly-feedback"),
+    path("selection-log/", apis.SelectionLogListApi.as_view(), name="selection-log"),
+]

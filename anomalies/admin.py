@@ -1,0 +1,314 @@
+"""Admin for detections, explanations, feedback, the selection log and peer benchmarks.
+
+Everything is read-only: detections are written by detection passes, and the only edits an
+analyst makes are verdicts, through the confirm / dismiss / false-positive actions which call the
+feedback service (the same path as the API).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from anomalies import services
+from anomalies.models import (
+    AnomalyDetection,
+    AnomalyExplanation,
+    AnomalyFeedback,
+    CrossPropertyBenchmark,
+    FeedbackType,
+    ModelSelectionLog,
+)
+from reims.admin_utils import ReadableJSONMixin, pretty_json
+from reims.exceptions import ApplicationError
+
+
+class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    """Flagged lines by default: an analyst opens the list to review anomalies, not every line."""
+
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Flagged"), ("no", "Not flagged"), ("all", "All scored lines")]
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "yes") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or "yes"
+        if value == "all":
+            return queryset
+        return queryset.filter(is_anomaly=value == "yes")
+
+
+class ExplanationInline(ReadableJSONMixin, admin.StackedInline):
+    model = AnomalyExplanation
+    extra = 0
+    can_delete = False
+    json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
+    fields = (
+        "summary",
+        "root_cause_type",
+        "contributing_factors_pretty",
+        "suggested_actions_pretty",
+        "shap_values_pretty",
+        "lime_explanation_pretty",
+        "explanation_method",
+        "computation_time_ms",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnomalyDetection)
+class AnomalyDetectionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "property_code",
+        "document_type",
+        "period_label",
+        "account_code",
+        "field_value",
+        "expected_value",
+        "anomaly_score_display",
+        "severity",
+        "anomaly_type",
+        "status",
+        "detector",
+    )
+    list_filter = (
+        FlaggedFilter,
+        "severity",
+        "status",
+        "anomaly_type",
+        "document_type",
+        ("property", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = ("account_code", "property__code")
+    list_select_related = ("property", "period")
+    ordering = ("-anomaly_score", "-detected_at")
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = (ExplanationInline,)
+    actions = ("confirm_selected", "dismiss_selected", "mark_false_positive")
+    json_fields = ("contributions",)
+    fieldsets = (
+        (None, {"fields": ("explanation_text", "status", "is_anomaly", "severity", "anomaly_type")}),
+        (
+            "Line",
+            {"fields": ("property", "document", "document_type", "period", "account_code", "line_item", "field_value")},
+        ),
+        (
+            "Score",
+            {
+                "fields": (
+                    "anomaly_score",
+                    "threshold",
+                    "expected_value",
+                    "z_score",
+                    "percentage_change",
+                    "direction",
+                    "confidence",
+                    "contributions_pretty",
+                )
+            },
+        ),
+        ("Model", {"fields": ("detector", "model_key", "model_version", "detected_at", "updated_at")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for _, opts in self.fieldsets for f in opts["fields"]]
+
+    @admin.display(description="property", ordering="property__code")
+    def property_code(self, obj: AnomalyDetection) -> str:
+        return obj.property.code
+
+    @admin.display(description="period", ordering="period__ordinal")
+    def period_label(self, obj: AnomalyDetection) -> str:
+        return obj.period.label
+
+    @admin.display(description="score", ordering="anomaly_score")
+    def anomaly_score_display(self, obj: AnomalyDetection) -> str:
+        return f"{obj.anomaly_score:.0f}"
+
+    def has_feedback_permission(self, request: HttpRequest) -> bool:
+        """The verdict actions are shown to users who may add feedback, and only to them."""
+        return request.user.has_perm("anomalies.add_anomalyfeedback")
+
+    def _feedback(self, request: HttpRequest, queryset: QuerySet, feedback_type: str) -> None:
+        try:
+            count = services.anomalies_feedback_bulk(
+                anomaly_ids=list(queryset.values_list("id", flat=True)), user=request.user, feedback_type=feedback_type
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        label = FeedbackType(feedback_type).label.lower()
+        self.message_user(request, f"{count} anomal{'y' if count == 1 else 'ies'} marked {label}.", messages.SUCCESS)
+
+    @admin.action(description="Confirm selected anomalies", permissions=["feedback"])
+    def confirm_selected(self, request, queryset):
+        self._feedback(request, queryset, FeedbackType.CONFIRMED)
+
+    @admin.action(description="Dismiss selected anomalies", permissions=["feedback"])
+    def dismiss_selected(self, request, queryset):
+        self._feedback(request, queryset, FeedbackType.DISMISSED)
+
+    @admin.action(description="Mark selected as false positives", permissions=["feedback"])
+    def mark_false_positive(self, request, queryset):
+        self._feedback(request, queryset, FeedbackType.FALSE_POSITIVE)
+
+
+@admin.register(AnomalyExplanation)
+class AnomalyExplanationAdmin(ReadOnlyAdmin):
+    list_display = ("summary", "root_cause_type", "explanation_method", "computation_time_ms", "created_at")
+    list_filter = ("root_cause_type", "explanation_method")
+    search_fields = ("summary", "anomaly__account_code", "anomaly__property__code")
+    list_select_related = ("anomaly",)
+    json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
+    fields = (
+        "anomaly",
+        "summary",
+        "root_cause_type",
+        "contributing_factors_pretty",
+        "suggested_actions_pretty",
+        "shap_values_pretty",
+        "lime_explanation_pretty",
+        "explanation_method",
+        "computation_time_ms",
+        "created_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(AnomalyFeedback)
+class AnomalyFeedbackAdmin(ReadOnlyAdmin):
+    list_display = (
+        "property",
+        "document_type",
+        "period",
+        "account_code",
+        "field_value",
+        "feedback_type",
+        "user",
+        "learned_applied",
+        "updated_at",
+    )
+    list_filter = ("feedback_type", "learned_applied", "document_type")
+    search_fields = ("account_code", "property__code", "notes")
+    list_select_related = ("property", "period", "user")
+    json_fields = ("business_context",)
+    fields = (
+        "anomaly",
+        "user",
+        "property",
+        "document_type",
+        "period",
+        "account_code",
+        "field_value",
+        "feedback_type",
+        "is_anomaly",
+        "notes",
+        "feedback_confidence",
+        "business_context_pretty",
+        "learned_applied",
+        "similar_anomalies_suppressed",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(ModelSelectionLog)
+class ModelSelectionLogAdmin(ReadOnlyAdmin):
+    list_display = (
+        "property",
+        "document_type",
+        "account_code",
+        "selected_model",
+        "selection_source",
+        "cross_validation_score",
+        "selected_at",
+    )
+    list_filter = ("selected_model", "selection_source", "document_type")
+    search_fields = ("account_code", "property__code")
+    list_select_related = ("property",)
+    json_fields = ("data_characteristics", "rule_recommended_models", "llm_recommended_models")
+    fields = (
+        "property",
+        "document_type",
+        "account_code",
+        "selected_model",
+        "selection_source",
+        "selection_reasoning",
+        "cross_validation_score",
+        "rule_recommended_models_pretty",
+        "llm_recommended_models_pretty",
+        "llm_error",
+        "data_characteristics_pretty",
+        "actual_precision",
+        "actual_recall",
+        "selected_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(CrossPropertyBenchmark)
+class CrossPropertyBenchmarkAdmin(ReadOnlyAdmin):
+    list_display = (
+        "account_code",
+        "benchmark_period",
+        "property_group",
+        "median",
+        "p25",
+        "p75",
+        "property_count",
+        "computed_at",
+    )
+    list_filter = ("property_group",)
+    search_fields = ("account_code",)
+    list_select_related = ("benchmark_period",)
+
+    @admin.display(description="property ids")
+    def property_ids_pretty(self, obj: CrossPropertyBenchmark) -> str:
+        return pretty_json(obj.property_ids)
+
+    fields = (
+        "account_code",
+        "benchmark_period",
+        "property_group",
+        "mean",
+        "median",
+        "std",
+        "p25",
+        "p75",
+        "p90",
+        "p95",
+        "property_count",
+        "property_ids_pretty",
+        "computed_at",
+    )
+    readonly_fields = fields

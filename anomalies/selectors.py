@@ -1,0 +1,338 @@
+"""Reads of the anomalies app: the detection input loaded from the database, and list queries.
+
+The detection input is the engine's columnar :class:`LineTable`. It is built from one
+``values_list`` query over ``line_items`` joined to the latest document versions, so that a chunk of
+documents costs a handful of queries whatever its number of lines:
+
+1. the target documents (id, property, type, period, version flags);
+2. every line of the latest versions of those documents' (property, document type) series, over
+   all periods (the engine compares a point with both sides of its history and the same month of
+   other years);
+3. the peers: the same document types and account codes at up to ``PEER_PROPERTY_COUNT`` other
+   properties (same property type first), over the window the engine's context reaches
+   (``PEER_WINDOW_MONTHS`` each side of the target periods). The engine's peer feature compares
+   each line's deviation from its own series' level with the same account at other properties;
+   it needs at least four members per account, so a sample of peers is enough and keeps a chunk's
+   cost bounded however large the portfolio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.db.models import Q, QuerySet
+
+from anomalies.detection.table import LineTable
+from anomalies.models import AnomalyDetection, AnomalyFeedback, ModelSelectionLog
+from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
+
+# Other properties loaded beside a chunk's own for the peer feature (the engine needs >= 4 members
+# per account); a portfolio of hundreds of properties does not make a chunk slower.
+PEER_PROPERTY_COUNT = 12
+# How far the engine's context reaches around a period: the local window is 6 months each side and
+# the seasonal context the same month up to three years away.
+PEER_WINDOW_MONTHS = 36
+
+_LINE_COLUMNS = (
+    "id",
+    "document_id",
+    "document__property_id",
+    "document__property__property_type",
+    "document__document_type",
+    "document__period__ordinal",
+    "document__period_id",
+    "account_code",
+    "amount",
+    "is_total",
+    "row_order",
+)
+
+
+@dataclass(frozen=True)
+class TargetDocument:
+    id: int
+    property_id: int
+    document_type: str
+    period_id: int
+    period_ordinal: int
+    is_latest: bool
+    extraction_status: str
+
+
+@dataclass
+class DetectionInput:
+    """A LineTable plus what the writer needs to turn the engine's rows back into database rows.
+
+    Row ``i`` of ``table`` is line item ``table.line_ids[i]`` of document ``document_ids[i]``;
+    ``amounts`` keeps the exact Decimal amounts (the table holds floats).
+    """
+
+    table: LineTable
+    document_ids: np.ndarray
+    period_ids: np.ndarray
+    amounts: list[Decimal]
+    targets: dict[int, TargetDocument]
+    property_codes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return self.table.n_rows
+
+    def target_rows(self) -> np.ndarray:
+        """Indices of the rows that belong to the target documents."""
+        if not self.targets:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(np.isin(self.document_ids, np.fromiter(self.targets, dtype=np.int64)))
+
+
+def _latest_lines() -> QuerySet[LineItem]:
+    return LineItem.objects.filter(document__is_latest=True).exclude(document__extraction_status=ExtractionStatus.FAILED)
+
+
+def _table_from_rows(rows: Sequence[tuple]) -> tuple[LineTable, np.ndarray, np.ndarray, list[Decimal]]:
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(_LINE_COLUMNS)
+    (line_ids, doc_ids, prop_ids, prop_types, doc_types, ordinals, period_ids, accounts, amounts, totals, orders) = cols
+    table = LineTable.from_columns(
+        line_ids=line_ids,
+        property_ids=prop_ids,
+        property_types=[t or "" for t in prop_types],
+        document_types=doc_types,
+        account_codes=accounts,
+        periods=ordinals,
+        amounts=amounts,
+        is_total=totals,
+        row_order=orders,
+    )
+    return (
+        table,
+        np.asarray(doc_ids, dtype=np.int64),
+        np.asarray(period_ids, dtype=np.int64),
+        list(amounts),
+    )
+
+
+def target_documents_get(*, document_ids: Iterable[int]) -> dict[int, TargetDocument]:
+    """The given documents that exist, keyed by id (one query)."""
+    ids = sorted({int(i) for i in document_ids})
+    rows = DocumentUpload.objects.filter(id__in=ids).values_list(
+        "id", "property_id", "document_type", "period_id", "period__ordinal", "is_latest", "extraction_status"
+    )
+    return {r[0]: TargetDocument(*r) for r in rows}
+
+
+def peer_property_ids(*, property_ids: Sequence[int], limit: int = PEER_PROPERTY_COUNT) -> list[int]:
+    """Up to ``limit`` other properties to compare with, same property type first, then by id."""
+    own = set(property_ids)
+    types = set(Property.objects.filter(id__in=own).values_list("property_type", flat=True))
+    candidates = Property.objects.exclude(id__in=own).values_list("id", "property_type").order_by("id")
+    same = [pid for pid, ptype in candidates if ptype in types]
+    other = [pid for pid, ptype in candidates if ptype not in types]
+    return (same + other)[:limit]
+
+
+def detection_input_for_documents(*, document_ids: Sequence[int], peer_limit: int = PEER_PROPERTY_COUNT) -> DetectionInput:
+    """The engine input for a chunk of documents: their series' full history and sampled peers.
+
+    Documents that are not the latest version of their (property, type, period) or whose
+    extraction failed are kept in ``targets`` (the caller reports them as skipped) but add nothing
+    to the table.
+    """
+    targets = target_documents_get(document_ids=document_ids)
+    live = [t for t in targets.values() if t.is_latest and t.extraction_status != ExtractionStatus.FAILED]
+    if not live:
+        table, doc_ids, period_ids, amounts = _table_from_rows([])
+        return DetectionInput(table, doc_ids, period_ids, amounts, targets)
+
+    property_ids = sorted({t.property_id for t in live})
+    document_types = sorted({t.document_type for t in live})
+    own_rows = list(
+        _latest_lines()
+        .filter(document__property_id__in=property_ids, document__document_type__in=document_types)
+        .values_list(*_LINE_COLUMNS)
+    )
+    # Only the (property, type) pairs of the chunk: a chunk of one property's income statements
+    # does not need its balance sheets, even if another property of the chunk needs them.
+    pairs = {(t.property_id, t.document_type) for t in live}
+    own_rows = [r for r in own_rows if (r[2], r[4]) in pairs]
+
+    peers = peer_property_ids(property_ids=property_ids, limit=peer_limit) if peer_limit else []
+    peer_rows: list[tuple] = []
+    if peers:
+        ordinals = [t.period_ordinal for t in live]
+        accounts = sorted({r[7] for r in own_rows if not r[9]})
+        peer_rows = list(
+            _latest_lines()
+            .filter(
+                document__property_id__in=peers,
+                document__document_type__in=document_types,
+                document__period__ordinal__gte=min(ordinals) - PEER_WINDOW_MONTHS,
+                document__period__ordinal__lte=max(ordinals) + PEER_WINDOW_MONTHS,
+                account_code__in=accounts,
+                is_total=False,
+            )
+            .values_list(*_LINE_COLUMNS)
+        )
+    table, doc_ids, period_ids, amounts = _table_from_rows(own_rows + peer_rows)
+    return DetectionInput(table, doc_ids, period_ids, amounts, targets)
+
+
+def detection_input_for_properties(*, property_ids: Sequence[int], peer_limit: int = PEER_PROPERTY_COUNT) -> DetectionInput:
+    """The engine input for whole properties (every latest document is a target) plus peers.
+
+    When the group itself holds enough properties the peers add little; they are still loaded so
+    that a property's result does not depend on which group it fell in.
+    """
+    own_rows = list(_latest_lines().filter(document__property_id__in=property_ids).values_list(*_LINE_COLUMNS))
+    doc_ids = {r[1] for r in own_rows}
+    targets = target_documents_get(document_ids=doc_ids)
+    peers = peer_property_ids(property_ids=property_ids, limit=max(0, peer_limit - len(property_ids) + 1))
+    peer_rows: list[tuple] = []
+    if peers and own_rows:
+        accounts = sorted({r[7] for r in own_rows if not r[9]})
+        document_types = sorted({r[4] for r in own_rows})
+        peer_rows = list(
+            _latest_lines()
+            .filter(
+                document__property_id__in=peers,
+                document__document_type__in=document_types,
+                account_code__in=accounts,
+                is_total=False,
+            )
+            .values_list(*_LINE_COLUMNS)
+        )
+    table, doc_id_arr, period_ids, amounts = _table_from_rows(own_rows + peer_rows)
+    return DetectionInput(table, doc_id_arr, period_ids, amounts, targets)
+
+
+def document_ids_for_detection(
+    *,
+    property_ids: Sequence[int] | None = None,
+    since_ordinal: int | None = None,
+    until_ordinal: int | None = None,
+) -> QuerySet[DocumentUpload]:
+    """Latest, not failed, documents in scope, ordered as chunks should be formed (DESIGN §9)."""
+    qs = DocumentUpload.objects.filter(is_latest=True).exclude(extraction_status=ExtractionStatus.FAILED)
+    if property_ids is not None:
+        qs = qs.filter(property_id__in=property_ids)
+    if since_ordinal is not None:
+        qs = qs.filter(period__ordinal__gte=since_ordinal)
+    if until_ordinal is not None:
+        qs = qs.filter(period__ordinal__lte=until_ordinal)
+    return qs.order_by("property_id", "document_type", "period__ordinal")
+
+
+def feedback_for_series(*, pairs: Iterable[tuple[int, str]]) -> list[AnomalyFeedback]:
+    """Every feedback row on the given (property, document type) pairs, oldest first (one query)."""
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    condition = Q()
+    for property_id, document_type in pairs:
+        condition |= Q(property_id=property_id, document_type=document_type)
+    return list(AnomalyFeedback.objects.filter(condition).select_related("period").order_by("updated_at", "id"))
+
+
+# --- List queries for the API, admin and commands ----------------------------------------------
+
+
+def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
+    qs = AnomalyDetection.objects.select_related("property", "period")
+    if flagged_only:
+        qs = qs.filter(is_anomaly=True)
+    return qs
+
+
+def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
+    return (
+        AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        .prefetch_related("explanations")
+        .filter(id=anomaly_id)
+        .first()
+    )
+
+
+def line_coordinates(*, detection: AnomalyDetection) -> dict | None:
+    """Where the line's amount was read from in its PDF, when it came from one."""
+    line = detection.line_item
+    if line is None:
+        return None
+    if line.page_number is not None and line.x0 is not None:
+        return {
+            "page_number": line.page_number,
+            "x0": line.x0,
+            "y0": line.y0,
+            "x1": line.x1,
+            "y1": line.y1,
+            "extraction_confidence": line.extraction_confidence,
+        }
+    coordinates = list(
+        PDFFieldCoordinate.objects.filter(document_id=detection.document_id, table_name="line_items", record_id=line.id)
+    )
+    if not coordinates:
+        return None
+    # The amount's own box when it was recorded, else the first field of the line.
+    coordinate = min(coordinates, key=lambda c: (c.field_name != "amount", c.id))
+    return {
+        "page_number": coordinate.page_number,
+        "x0": coordinate.x0,
+        "y0": coordinate.y0,
+        "x1": coordinate.x1,
+        "y1": coordinate.y1,
+        "extraction_confidence": coordinate.confidence,
+    }
+
+
+def selection_log_list() -> QuerySet[ModelSelectionLog]:
+    return ModelSelectionLog.objects.select_related("property")
+
+
+EXPORT_COLUMNS = (
+    "property_code",
+    "document_type",
+    "period",
+    "account_code",
+    "amount",
+    "expected_value",
+    "anomaly_score",
+    "severity",
+    "is_anomaly",
+    "detector",
+)
+
+
+def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[tuple]:
+    """Rows of the export (DESIGN §5) streamed with a server-side cursor, latest versions only."""
+    qs = AnomalyDetection.objects.filter(document__is_latest=True)
+    if not all_lines:
+        qs = qs.filter(is_anomaly=True)
+    qs = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(
+        "property__code",
+        "document_type",
+        "period__year",
+        "period__month",
+        "account_code",
+        "field_value",
+        "expected_value",
+        "anomaly_score",
+        "severity",
+        "is_anomaly",
+        "detector",
+    )
+    for code, doc_type, year, month, account, amount, expected, score, severity, flagged, detector in qs.iterator(
+        chunk_size=chunk_size
+    ):
+        yield (
+            code,
+            doc_type,
+            f"{year:04d}-{month:02d}",
+            account,
+            amount,
+            expected,
+            score,
+            severity,
+            flagged,
+            detector,
+        )
