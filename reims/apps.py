@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class ReimsConfig(AppConfig):
     name = "reims"
     verbose_name = "REIMS"
+
+
+class ReimsAdminConfig(AdminConfig):
+    """Makes ``admin.site`` our ReimsAdminSite, so every app's ``admin.register`` lands on it."""
+
+    default_site = "reims.admin_site.ReimsAdminSite"
