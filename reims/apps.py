@@ -3,6 +3,7 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class ReimsConfig(AppConfig):
+    default = True  # this module also holds the admin's config
     name = "reims"
     verbose_name = "REIMS"
 
