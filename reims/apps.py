@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ReimsConfig(AppConfig):
@@ -8,7 +8,8 @@ class ReimsConfig(AppConfig):
     verbose_name = "REIMS"
 
 
-class ReimsAdminConfig(AdminConfig):
+class ReimsAdminConfig(admin_apps.AdminConfig):
     """Makes ``admin.site`` our ReimsAdminSite, so every app's ``admin.register`` lands on it."""
 
+    default = False
     default_site = "reims.admin_site.ReimsAdminSite"
