@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         scores[k] = float(result.anomaly_score[row])
         if result.is_anomaly[row]:
             flagged.add(k)
+    for sf in result.statement_findings:  # footing / balance findings sit on total rows
+        k = key_of(sf.row)
+        scores[k] = float(result.anomaly_score[sf.row])
+        flagged.add(k)
     for f in result.findings:
         if f.row < 0:
             k = (str(codes[f.property_id]), f.document_type, period_to_string(f.period), f.account_code)
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
           f"precision {ours['precision'] / max(theirs['precision'], 1e-12):.2f}x, "
           f"false positives {ours['fp']} vs {theirs['fp']}")
     footing = list(result.statement_findings)
-    print(f"statement findings (not labelled, reported apart): {len(footing)} "
+    print(f"statement findings (counted above, on total rows): {len(footing)} "
           f"({sum(sf.anomaly_type == 'footing' for sf in footing)} footing, "
           f"{sum(sf.anomaly_type == 'balance_mismatch' for sf in footing)} balance)")
     print(f"insufficient history series: {len(result.insufficient_history)}; "

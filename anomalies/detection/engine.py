@@ -223,7 +223,7 @@ def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider:
     t3 = time.perf_counter()
     result.findings = _findings(panel, ctx, feats.values, flagged, scores, evidence, anomaly_type, partners,
                                 detector_name, model_keys, versions, thresholds, modelled)
-    result.statement_findings = check_statements(table)
+    result.statement_findings = _unexplained(check_statements(table), table, result.is_anomaly)
     for sf in result.statement_findings:
         result.anomaly_type[sf.row] = sf.anomaly_type
         result.is_anomaly[sf.row] = True
@@ -235,6 +235,23 @@ def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider:
     timings["findings"] = _ms(t3)
     timings["total"] = _ms(t0)
     return result
+
+
+def _unexplained(findings: list[StatementFinding], table: LineTable, flagged: np.ndarray) -> list[StatementFinding]:
+    """Drop a balance mismatch that a flagged line of the same balance sheet already explains.
+
+    Real books recompute totals, so an error on a balance-sheet line also unbalances the
+    sheet: one event, reported once, on the line.
+    """
+    out = []
+    for sf in findings:
+        if sf.anomaly_type == "balance_mismatch":
+            same_doc = ((table.property_ids == table.property_ids[sf.row]) & (table.periods == table.periods[sf.row])
+                        & (table.document_types == table.document_types[sf.row]) & ~table.is_total)
+            if np.any(flagged[same_doc]):
+                continue
+        out.append(sf)
+    return out
 
 
 def _ms(t: float) -> float:
@@ -341,10 +358,14 @@ def _pair_misclassifications(panel: SeriesPanel, ctx: SeriesContext, evidence: F
         grew = abs(v[s, t]) > abs(np.nan_to_num(ctx.expected[s, t]))
         receiver, giver = (s, best) if grew else (best, s)
         pair_z = max(evidence[s, t], evidence[best, t])
+        # One event, two lines: both are reported (an accountant fixes the pair), each naming
+        # the other, with the same evidence.
         evidence[receiver, t] = pair_z
-        evidence[giver, t] = 0.0
+        evidence[giver, t] = pair_z
         anomaly_type[receiver, t] = "misclassification"
+        anomaly_type[giver, t] = "misclassification"
         partners[(receiver, t)] = giver
+        partners[(giver, t)] = receiver
         used.update({(s, t), (best, t)})
     return partners
 

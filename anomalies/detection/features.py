@@ -243,7 +243,15 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
     empty = finite & (np.abs(v) < 1e-9)
     filled = finite & ~empty
     material = filled & (np.abs(v) >= 0.25 * typical[:, None])
-    out = material.copy()
+    # Only for lines with a calendar: most postings recur in the same month of other years
+    # (snow removal every winter), not lumpy lines posted in random months (capital works).
+    recurs = np.zeros_like(filled)
+    for k in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1):
+        if k:
+            recurs |= _shift(filled.astype(np.float64), 12 * k) == 1
+    n_filled = filled.sum(axis=1)
+    calendar_line = (n_filled >= 6) & ((filled & recurs).sum(axis=1) >= 0.7 * np.maximum(n_filled, 1))
+    out = material & calendar_line[:, None]
     for month_offset in (-1, 0, 1):
         others_empty = np.zeros_like(empty, dtype=np.int64)
         others_filled = np.zeros_like(empty, dtype=np.int64)
@@ -253,7 +261,10 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
             shift = 12 * k + month_offset
             others_empty += _shift(empty.astype(np.float64), shift) == 1
             others_filled += _shift(filled.astype(np.float64), shift) == 1
-        out &= (others_empty >= 2) & (others_filled == 0)
+        # The month itself must be empty in every other year; its neighbours in all but one
+        # (so that two misplaced postings in adjacent months do not hide each other).
+        allowed_filled = 0 if month_offset == 0 else 1
+        out &= (others_empty >= 2) & (others_filled <= allowed_filled)
     return out
 
 
@@ -309,8 +320,16 @@ def _level_steps(y: FloatArray, sigma: FloatArray, use: BoolArray) -> tuple[Floa
     robust levels before and from t must be large against the noise *inside* both windows, t must
     sit at the new level and t-1 at the old one, so a single step gives a single finding.
     """
-    diffs = y - _shift(y, 1)
-    slope = nanmedian_last(diffs, 6)
+    # Long-run slope from the medians of the two halves: robust to a saw-tooth (retained
+    # earnings that grow monthly and drop at each quarterly distribution).
+    half = max(y.shape[1] // 2, 1)
+    t_idx = np.arange(y.shape[1], dtype=np.float64)
+    first, second = y[:, :half], y[:, half:]
+    with np.errstate(invalid="ignore"):
+        t_first = np.where(np.isfinite(first), t_idx[None, :half], np.nan)
+        t_second = np.where(np.isfinite(second), t_idx[None, half:], np.nan)
+        dt = nanmedian_last(t_second, 3) - nanmedian_last(t_first, 3)
+        slope = (nanmedian_last(second, 3) - nanmedian_last(first, 3)) / dt
     slope = np.where(np.isfinite(slope), slope, 0.0)
     yd = y - slope[:, None] * np.arange(y.shape[1])[None, :]
     win_before = _window(yd, range(1, LOCAL_WINDOW + 1))
