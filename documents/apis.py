@@ -1,0 +1,150 @@
+"""HTTP API of the documents app (mounted under /api/v1/): list, detail and upload."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from documents.filters import PERIOD_VALIDATOR
+from documents.models import DocumentType, ExtractionStatus, SourceFormat
+from documents.selectors import document_get, document_list, line_item_list
+from documents.services import UploadedSource, documents_import
+from reims.exceptions import ApplicationError
+
+IMPORT_PERMISSION = "documents.add_documentupload"
+
+
+class CanImportDocuments(BasePermission):
+    """Reads need a login (checked by IsAuthenticated); uploads need documents.add_documentupload."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method in SAFE_METHODS or request.user.has_perm(IMPORT_PERMISSION)
+
+
+class DocumentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    property_code = serializers.CharField(source="property.code")
+    property_name = serializers.CharField(source="property.name")
+    document_type = serializers.CharField()
+    period = serializers.CharField(source="period.label")
+    version = serializers.IntegerField()
+    is_latest = serializers.BooleanField()
+    extraction_status = serializers.CharField()
+    source_format = serializers.CharField()
+    file_name = serializers.CharField()
+    line_count = serializers.IntegerField()
+    uploaded_at = serializers.DateTimeField()
+    processed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ImportSummarySerializer(serializers.Serializer):
+    files = serializers.IntegerField()
+    file_names = serializers.ListField(child=serializers.CharField())
+    documents_new = serializers.IntegerField()
+    documents_changed = serializers.IntegerField()
+    documents_unchanged = serializers.IntegerField()
+    line_items_written = serializers.IntegerField()
+    document_ids = serializers.ListField(child=serializers.IntegerField())
+    new_document_ids = serializers.ListField(child=serializers.IntegerField())
+    changed_document_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class DocumentListApi(APIView):
+    permission_classes = [IsAuthenticated, CanImportDocuments]
+    throttle_scope = "document_import"
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.ListField(child=serializers.FileField(), help_text="one or several CSV, XLSX or PDF files")
+        property = serializers.RegexField(r"^[A-Za-z0-9_-]{1,20}$", required=False, allow_blank=True)
+        document_type = serializers.ChoiceField(choices=DocumentType.choices, required=False, allow_blank=True)
+        period = serializers.CharField(required=False, allow_blank=True, validators=[PERIOD_VALIDATOR])
+
+    def get_throttles(self):
+        # Only uploads are throttled; listing is cheap.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("property", str, description="property code(s), comma-separated"),
+            OpenApiParameter("document_type", str, enum=DocumentType.values, many=True),
+            OpenApiParameter("period_from", str, description="YYYY-MM"),
+            OpenApiParameter("period_to", str, description="YYYY-MM"),
+            OpenApiParameter("extraction_status", str, enum=ExtractionStatus.values),
+            OpenApiParameter("source_format", str, enum=SourceFormat.values),
+            OpenApiParameter("latest", bool, description="latest versions only (default true)"),
+        ],
+        responses=DocumentOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        documents = document_list(filters=request.query_params)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(documents, request, view=self)
+        return paginator.get_paginated_response(DocumentOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={201: ImportSummarySerializer},
+        description="Import statement files through the same service as `import_documents`. A bad file "
+        "answers 400 with the one-line reason (file, row, column) in `detail` and `file`; nothing is written.",
+    )
+    def post(self, request: Request) -> Response:
+        files = request.FILES.getlist("file")
+        if not files:
+            raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
+        data = {key: request.data.get(key) for key in ("property", "document_type", "period") if key in request.data}
+        serializer = self.InputSerializer(data={**data, "file": files})
+        serializer.is_valid(raise_exception=True)
+        options = serializer.validated_data
+        summary = documents_import(
+            files=[UploadedSource.from_file(uploaded) for uploaded in files],
+            uploaded_by=request.user,
+            overrides={
+                "property_code": options.get("property") or None,
+                "document_type": options.get("document_type") or None,
+                "period": options.get("period") or None,
+            },
+        )
+        return Response(ImportSummarySerializer(summary.as_dict()).data, status=status.HTTP_201_CREATED)
+
+
+class LineItemOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account_code = serializers.CharField()
+    account_name = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    is_total = serializers.BooleanField()
+    row_order = serializers.IntegerField()
+    page_number = serializers.IntegerField(allow_null=True)
+    x0 = serializers.FloatField(allow_null=True)
+    y0 = serializers.FloatField(allow_null=True)
+    x1 = serializers.FloatField(allow_null=True)
+    y1 = serializers.FloatField(allow_null=True)
+    extraction_confidence = serializers.FloatField(allow_null=True)
+
+
+class DocumentDetailOutputSerializer(DocumentOutputSerializer):
+    content_hash = serializers.CharField()
+    file_hash = serializers.CharField()
+    line_items = serializers.SerializerMethodField()
+
+    @extend_schema_field(LineItemOutputSerializer(many=True))
+    def get_line_items(self, document) -> list[dict]:
+        return LineItemOutputSerializer(line_item_list(document_ids=[document.id]), many=True).data
+
+
+class DocumentDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=DocumentDetailOutputSerializer)
+    def get(self, request: Request, document_id: int) -> Response:
+        document = document_get(document_id=document_id)
+        if document is None:
+            raise Http404
+        return Response(DocumentDetailOutputSerializer(document).data)

@@ -1,0 +1,49 @@
+"""Filters of the document list (API and selectors)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.validators import RegexValidator
+from django.db.models import QuerySet
+
+from documents.models import DocumentType, DocumentUpload, ExtractionStatus, SourceFormat
+
+PERIOD_VALIDATOR = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", "Expected a period YYYY-MM.")
+
+
+def period_ordinal(label: str) -> int:
+    year, month = (int(part) for part in label.split("-"))
+    return year * 12 + month - 1
+
+
+class DocumentFilter(django_filters.FilterSet):
+    property = django_filters.CharFilter(method="filter_property", help_text="property code(s), comma-separated")
+    document_type = django_filters.MultipleChoiceFilter(choices=DocumentType.choices)
+    period_from = django_filters.CharFilter(method="filter_period_from", validators=[PERIOD_VALIDATOR])
+    period_to = django_filters.CharFilter(method="filter_period_to", validators=[PERIOD_VALIDATOR])
+    extraction_status = django_filters.ChoiceFilter(choices=ExtractionStatus.choices)
+    source_format = django_filters.ChoiceFilter(choices=SourceFormat.choices)
+    latest = django_filters.BooleanFilter(method="filter_latest", help_text="latest versions only (default true)")
+
+    class Meta:
+        model = DocumentUpload
+        fields = ["property", "document_type", "period_from", "period_to", "extraction_status", "source_format", "latest"]
+
+    def filter_property(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        codes = [code.strip() for code in value.split(",") if code.strip()]
+        return queryset.filter(property__code__in=codes) if codes else queryset
+
+    def filter_period_from(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(period__ordinal__gte=period_ordinal(value))
+
+    def filter_period_to(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(period__ordinal__lte=period_ordinal(value))
+
+    def filter_latest(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return queryset if value is False else queryset.filter(is_latest=True)
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        # Latest versions only unless latest=false is asked for explicitly.
+        if self.form.cleaned_data.get("latest") is None:
+            queryset = queryset.filter(is_latest=True)
+        return super().filter_queryset(queryset)

@@ -1,0 +1,84 @@
+"""python manage.py import_documents PATH... — CSV, XLSX and text PDFs (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from documents.parsing import SUPPORTED_EXTENSIONS
+from documents.services import ImportSummary, UploadedSource, documents_import
+from reims.exceptions import ApplicationError
+
+PROGRESS_THRESHOLD = 50  # documents: smaller imports finish before a bar would help
+
+
+def collect_paths(paths: list[str]) -> list[Path]:
+    """Files as given, and the supported files under each directory (recursively, sorted)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS and not p.name.startswith(".")
+                )
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CommandError(f"{raw}: no such file or directory")
+    return found
+
+
+def import_paths(paths: list[Path], *, overrides: dict | None = None, progress: bool = True, stderr=None) -> ImportSummary:
+    """Import files through documents_import with optional tqdm bars; CommandError on a bad file."""
+    bars: dict[str, tqdm] = {}
+
+    def report(phase: str, done: int, total: int) -> None:
+        if not progress or (phase == "write" and total < PROGRESS_THRESHOLD) or (phase == "parse" and total < 5):
+            return
+        bar = bars.get(phase)
+        if bar is None:
+            unit = "file" if phase == "parse" else "doc"
+            label = "Reading" if phase == "parse" else "Writing"
+            bar = bars[phase] = tqdm(total=total, desc=label, unit=unit, file=stderr, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        sources = [UploadedSource.from_path(path) for path in paths]
+        return documents_import(files=sources, overrides=overrides, progress=report)
+    except ApplicationError as exc:
+        raise CommandError(exc.message) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+class Command(BaseCommand):
+    help = (
+        "Import statements (canonical CSV, XLSX, text PDF; directories are searched for them). "
+        "All files of one call are imported together or not at all."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--property", dest="property_code", help="property code (fills or overrides the file's)")
+        parser.add_argument("--document-type", help="document type (fills or overrides the file's)")
+        parser.add_argument("--period", help="period YYYY-MM (fills or overrides the file's)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options) -> None:
+        paths = collect_paths(options["paths"])
+        if not paths:
+            raise CommandError(f"no .csv, .xlsx or .pdf files under {' '.join(options['paths'])}")
+        overrides = {
+            "property_code": options["property_code"],
+            "document_type": options["document_type"],
+            "period": options["period"],
+        }
+        summary = import_paths(paths, overrides=overrides, progress=not options["no_progress"], stderr=self.stderr._out)
+        self.stdout.write(self.style.SUCCESS(f"Imported {summary.describe()}"))

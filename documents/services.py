@@ -1,0 +1,411 @@
+"""Writes of the documents app. ``documents_import`` is the one import path of the command, the API
+and the admin page.
+
+How an import goes:
+1. Every file is parsed and validated completely (``documents.parsing``) before anything is
+   written. A bad file raises ``DocumentImportError`` (an ``ApplicationError``: HTTP 400 with
+   ``{"file": [message]}``) whose message names the file, the row and the column.
+2. All writes of one call happen in ONE transaction: an import of several files is all-or-nothing
+   (one bad file rejects the whole call, and a database error rolls everything back).
+3. Properties, periods and accounts are upserted in a few queries (bulk inserts that ignore rows
+   another import created meanwhile, then one read back). A property's name and type are taken
+   from the first file that mentions it; later files only fill in blanks.
+4. The rows of the properties involved are locked (``select_for_update``, in id order, so two
+   concurrent imports cannot deadlock) while versions are decided, so two imports of the same
+   document cannot both create "version 2".
+5. Versioning (DESIGN.md §4): ``content_hash`` is the sha256 of the document's normalised line
+   items (sorted by account code: code, name, amount, is_total). Same hash as the latest version
+   -> unchanged, nothing written. Different -> a new version; the old version's ``is_latest`` is
+   cleared first (the partial unique constraint ``document_one_latest_version`` allows one latest
+   row). Documents and line items are bulk inserted (line items in batches of 2,000); a PDF's
+   field coordinates go to ``pdf_field_coordinates``.
+``extraction_status`` of an imported document is ``completed``; ``failed`` is never written by an
+import, because a file that fails is rejected whole and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from documents.models import (
+    AccountType,
+    ChartOfAccount,
+    DocumentUpload,
+    ExtractionStatus,
+    FinancialPeriod,
+    LineItem,
+    PDFFieldCoordinate,
+    Property,
+)
+from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
+from documents.parsing.dispatch import source_format_of
+from reims.exceptions import ApplicationError
+
+LINE_ITEM_BATCH_SIZE = 2000
+DOCUMENT_BATCH_SIZE = 500
+ID_SLICE = 1000  # ids per "IN (...)" query
+PROGRESS_EVERY = 100  # documents
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: phase 'parse' counts files, phase 'write' counts documents."""
+
+
+class DocumentImportError(ApplicationError):
+    """A rejected file: the message is ImportFileError's one line (file, row, column, reason)."""
+
+    def __init__(self, error: ImportFileError) -> None:
+        super().__init__(str(error), field_errors={"file": [str(error)]})
+        self.error = error
+
+
+@dataclass(frozen=True)
+class UploadedSource:
+    """One file to import: its name (the extension chooses the reader) and its bytes."""
+
+    name: str
+    data: bytes
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> UploadedSource:
+        path = Path(path)
+        return cls(name=path.name, data=path.read_bytes())
+
+    @classmethod
+    def from_file(cls, uploaded: Any) -> UploadedSource:
+        """From a Django ``UploadedFile`` (API and admin uploads)."""
+        chunks = uploaded.chunks() if hasattr(uploaded, "chunks") else [uploaded.read()]
+        return cls(name=Path(uploaded.name or "upload").name, data=b"".join(chunks))
+
+
+@dataclass
+class ImportSummary:
+    files: int = 0
+    file_names: list[str] = field(default_factory=list)
+    documents_new: int = 0
+    documents_changed: int = 0
+    documents_unchanged: int = 0
+    line_items_written: int = 0
+    new_document_ids: list[int] = field(default_factory=list)
+    changed_document_ids: list[int] = field(default_factory=list)
+
+    @property
+    def document_ids(self) -> list[int]:
+        """Ids of the versions this import wrote (new documents and new versions of changed ones)."""
+        return sorted(self.new_document_ids + self.changed_document_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "document_ids": self.document_ids}
+
+    def describe(self) -> str:
+        return (
+            f"{self.files} file(s): {self.documents_new} new, {self.documents_changed} changed, "
+            f"{self.documents_unchanged} unchanged document(s); {self.line_items_written} line item(s) written"
+        )
+
+
+@dataclass
+class _ParsedFile:
+    source: UploadedSource
+    rows: list[CanonicalRow]
+    file_hash: str
+    source_format: str
+
+
+@dataclass
+class _Latest:
+    version: int
+    content_hash: str
+    document_id: int | None = None
+    pending: DocumentUpload | None = None
+
+
+def account_type_for(account_code: str) -> str:
+    """The account type implied by a code: 1xxx asset, 2xxx liability, 3xxx equity, 4xxx revenue,
+    5xxx-8xxx expense, 9xxx and CF-* cash flow, RR-*/MS-* metrics, anything else other."""
+    code = account_code.strip().upper()
+    if code.startswith(("RR-", "MS-")):
+        return AccountType.METRIC
+    if code.startswith("CF-"):
+        return AccountType.CASH_FLOW
+    if len(code) >= 4 and code[:4].isdigit():
+        return {
+            "1": AccountType.ASSET,
+            "2": AccountType.LIABILITY,
+            "3": AccountType.EQUITY,
+            "4": AccountType.REVENUE,
+            "5": AccountType.EXPENSE,
+            "6": AccountType.EXPENSE,
+            "7": AccountType.EXPENSE,
+            "8": AccountType.EXPENSE,
+            "9": AccountType.CASH_FLOW,
+        }.get(code[0], AccountType.OTHER)
+    return AccountType.OTHER
+
+
+def content_hash(rows: Iterable[CanonicalRow]) -> str:
+    """sha256 of a document's normalised line items: order of rows and source format do not count."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r.account_code):
+        digest.update(f"{row.account_code}\t{row.account_name}\t{row.amount:.2f}\t{int(row.is_total)}\n".encode())
+    return digest.hexdigest()
+
+
+def _coerce_overrides(overrides: Overrides | dict | None) -> Overrides | None:
+    if overrides is None or isinstance(overrides, Overrides):
+        return overrides
+    cleaned = {key: (str(value).strip() or None) if value is not None else None for key, value in overrides.items()}
+    return Overrides(
+        property_code=cleaned.get("property_code") or cleaned.get("property"),
+        document_type=cleaned.get("document_type"),
+        period=cleaned.get("period"),
+    )
+
+
+def documents_import(
+    *,
+    files: Sequence[UploadedSource],
+    uploaded_by: Any | None = None,
+    overrides: Overrides | dict | None = None,
+    progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Validate every file, then write them all in one transaction; see the module docstring."""
+    if not files:
+        raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
+    parsed_overrides = _coerce_overrides(overrides)
+    parsed: list[_ParsedFile] = []
+    for index, source in enumerate(files, start=1):
+        try:
+            source_format = source_format_of(source.name)
+            rows = read_rows(source.data, source.name, overrides=parsed_overrides)
+        except ImportFileError as exc:
+            raise DocumentImportError(exc) from None
+        parsed.append(_ParsedFile(source, rows, hashlib.sha256(source.data).hexdigest(), source_format))
+        if progress:
+            progress("parse", index, len(files))
+    user = uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None
+    with transaction.atomic():
+        return _write(parsed, uploaded_by=user, progress=progress)
+
+
+def _upsert_properties(rows: Iterable[CanonicalRow]) -> dict[str, Property]:
+    first_seen: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        name, kind = first_seen.get(row.property_code, ("", ""))
+        first_seen[row.property_code] = (name or row.property_name, kind or row.property_type)
+    existing = {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
+    Property.objects.bulk_create(
+        [
+            Property(code=code, name=name, property_type=kind)
+            for code, (name, kind) in first_seen.items()
+            if code not in existing
+        ],
+        ignore_conflicts=True,
+    )
+    blanks = []
+    for code, prop in existing.items():
+        name, kind = first_seen[code]
+        if (not prop.name and name) or (not prop.property_type and kind):
+            prop.name = prop.name or name
+            prop.property_type = prop.property_type or kind
+            prop.updated_at = timezone.now()  # bulk_update does not apply auto_now
+            blanks.append(prop)
+    if blanks:
+        Property.objects.bulk_update(blanks, ["name", "property_type", "updated_at"])
+    return {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
+
+
+def _upsert_periods(labels: Iterable[str]) -> dict[str, FinancialPeriod]:
+    wanted: dict[int, tuple[int, int]] = {}
+    for label in set(labels):
+        year, month = parse_period(label)
+        wanted[year * 12 + month - 1] = (year, month)
+    FinancialPeriod.objects.bulk_create(
+        [
+            FinancialPeriod(
+                year=year,
+                month=month,
+                ordinal=ordinal,
+                start_date=date(year, month, 1),
+                end_date=date(year, month, calendar.monthrange(year, month)[1]),
+            )
+            for ordinal, (year, month) in wanted.items()
+        ],
+        ignore_conflicts=True,
+    )
+    return {p.label: p for p in FinancialPeriod.objects.filter(ordinal__in=list(wanted))}
+
+
+def _upsert_accounts(rows: Iterable[CanonicalRow]) -> None:
+    first_seen: dict[str, CanonicalRow] = {}
+    for row in rows:
+        first_seen.setdefault(row.account_code, row)
+    existing = set(ChartOfAccount.objects.filter(account_code__in=list(first_seen)).values_list("account_code", flat=True))
+    ChartOfAccount.objects.bulk_create(
+        [
+            ChartOfAccount(
+                account_code=code,
+                account_name=row.account_name,
+                account_type=account_type_for(code),
+                is_total=row.is_total,
+            )
+            for code, row in first_seen.items()
+            if code not in existing
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _slices(values: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(values), ID_SLICE):
+        yield values[start : start + ID_SLICE]
+
+
+def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: ProgressCallback | None) -> ImportSummary:
+    summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
+    all_rows = [row for p in parsed for row in p.rows]
+    properties = _upsert_properties(all_rows)
+    periods = _upsert_periods(row.period for row in all_rows)
+    _upsert_accounts(all_rows)
+    property_ids = sorted(p.id for p in properties.values())
+    # Serialise concurrent imports of the same properties while versions are decided.
+    list(Property.objects.select_for_update().filter(id__in=property_ids).order_by("id").values_list("id", flat=True))
+
+    latest: dict[tuple[int, str, int], _Latest] = {}
+    period_ids = [p.id for p in periods.values()]
+    for values in DocumentUpload.objects.filter(
+        is_latest=True, property_id__in=property_ids, period_id__in=period_ids
+    ).values("id", "property_id", "document_type", "period_id", "version", "content_hash"):
+        key = (values["property_id"], values["document_type"], values["period_id"])
+        latest[key] = _Latest(values["version"], values["content_hash"], document_id=values["id"])
+
+    documents: list[tuple[_ParsedFile, list[CanonicalRow]]] = []
+    for parsed_file in parsed:
+        groups: dict[tuple[str, str, str], list[CanonicalRow]] = {}
+        for row in parsed_file.rows:
+            groups.setdefault(row.document_key, []).append(row)
+        documents.extend((parsed_file, rows) for rows in groups.values())
+
+    now = timezone.now()
+    to_write: list[tuple[DocumentUpload, list[CanonicalRow], bool]] = []
+    retire: list[int] = []
+    for index, (parsed_file, rows) in enumerate(documents, start=1):
+        first = rows[0]
+        prop, period = properties[first.property_code], periods[first.period]
+        key = (prop.id, first.document_type, period.id)
+        digest = content_hash(rows)
+        current = latest.get(key)
+        if current is not None and current.content_hash == digest:
+            summary.documents_unchanged += 1
+        else:
+            if current is not None:
+                if current.document_id is not None:
+                    retire.append(current.document_id)
+                elif current.pending is not None:
+                    current.pending.is_latest = False  # superseded by a later file of this import
+            document = DocumentUpload(
+                property_id=prop.id,
+                document_type=first.document_type,
+                period_id=period.id,
+                version=current.version + 1 if current else 1,
+                is_latest=True,
+                file_name=parsed_file.source.name[:255],
+                file_hash=parsed_file.file_hash,
+                content_hash=digest,
+                source_format=parsed_file.source_format,
+                extraction_status=ExtractionStatus.COMPLETED,
+                line_count=len(rows),
+                uploaded_by=uploaded_by,
+                processed_at=now,
+            )
+            latest[key] = _Latest(document.version, digest, pending=document)
+            to_write.append((document, rows, current is not None))
+        if progress and (index % PROGRESS_EVERY == 0 or index == len(documents)):
+            progress("write", index, len(documents))
+
+    # Clear the old flags before inserting the new latest versions (partial unique constraint).
+    for ids in _slices(retire):
+        DocumentUpload.objects.filter(id__in=ids).update(is_latest=False)
+    DocumentUpload.objects.bulk_create([document for document, _, _ in to_write], batch_size=DOCUMENT_BATCH_SIZE)
+
+    line_items: list[LineItem] = []
+    for document, rows, _changed in to_write:
+        for order, row in enumerate(rows):
+            box = row.box
+            line_items.append(
+                LineItem(
+                    document_id=document.id,
+                    account_code=row.account_code,
+                    account_name=row.account_name,
+                    amount=row.amount,
+                    is_total=row.is_total,
+                    row_order=order,
+                    page_number=box.page if box else None,
+                    x0=box.x0 if box else None,
+                    y0=box.y0 if box else None,
+                    x1=box.x1 if box else None,
+                    y1=box.y1 if box else None,
+                    extraction_confidence=row.confidence,
+                )
+            )
+    LineItem.objects.bulk_create(line_items, batch_size=LINE_ITEM_BATCH_SIZE)
+
+    coordinates: list[PDFFieldCoordinate] = []
+    item_index = 0
+    for document, rows, _changed in to_write:
+        for row in rows:
+            item = line_items[item_index]
+            item_index += 1
+            for field_name, box in row.fields.items():
+                coordinates.append(
+                    PDFFieldCoordinate(
+                        document_id=document.id,
+                        table_name="line_items",
+                        record_id=item.id,
+                        field_name=field_name,
+                        page_number=box.page,
+                        x0=box.x0,
+                        y0=box.y0,
+                        x1=box.x1,
+                        y1=box.y1,
+                        extraction_method="pdfplumber",
+                        confidence=row.confidence,
+                        matched_text=box.text,
+                    )
+                )
+    if coordinates:
+        PDFFieldCoordinate.objects.bulk_create(coordinates, batch_size=LINE_ITEM_BATCH_SIZE)
+
+    for document, _rows, changed in to_write:
+        (summary.changed_document_ids if changed else summary.new_document_ids).append(document.id)
+    summary.documents_new = len(summary.new_document_ids)
+    summary.documents_changed = len(summary.changed_document_ids)
+    summary.line_items_written = len(line_items)
+    return summary
+
+
+@transaction.atomic
+def properties_update_details(*, details: Iterable[dict[str, Any]]) -> int:
+    """Set name, type, address and area of existing properties (keys: property_code and any of
+    property_name, property_type, address, area_sqft). Used to load the demo portfolio's sizes."""
+    by_code = {str(d["property_code"]): d for d in details}
+    changed = []
+    for prop in Property.objects.filter(code__in=list(by_code)):
+        detail = by_code[prop.code]
+        prop.name = str(detail.get("property_name") or prop.name)
+        prop.property_type = str(detail.get("property_type") or prop.property_type)
+        prop.address = str(detail.get("address") or prop.address)
+        if detail.get("area_sqft") not in (None, ""):
+            prop.area_sqft = int(detail["area_sqft"])
+        prop.updated_at = timezone.now()  # bulk_update does not apply auto_now
+        changed.append(prop)
+    Property.objects.bulk_update(changed, ["name", "property_type", "address", "area_sqft", "updated_at"])
+    return len(changed)
