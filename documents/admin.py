@@ -1,0 +1,268 @@
+"""Admin of the documents substrate. Documents are read-only here: they change only through import
+(the "Import documents" page, the API or the command, all one service)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from documents.forms import ImportDocumentsForm
+from documents.models import ChartOfAccount, DocumentUpload, FinancialPeriod, LineItem, PDFFieldCoordinate, Property
+from documents.services import UploadedSource, documents_import
+from reims.exceptions import ApplicationError
+
+IMPORT_PERMISSION = "documents.add_documentupload"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Property)
+class PropertyAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "property_type", "area_sqft", "address", "document_count", "updated_at")
+    list_filter = ("property_type",)
+    search_fields = ("code", "name", "address")
+    readonly_fields = ("code", "created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        from django.db.models import Count, Q
+
+        return super().get_queryset(request).annotate(_documents=Count("documents", filter=Q(documents__is_latest=True)))
+
+    @admin.display(description="documents (latest)", ordering="_documents")
+    def document_count(self, obj: Property) -> HttpResponse:
+        url = reverse("admin:documents_documentupload_changelist") + f"?property__code={obj.code}"
+        return format_html('<a href="{}">{}</a>', url, obj._documents)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # properties are created by imports
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(FinancialPeriod)
+class FinancialPeriodAdmin(ReadOnlyAdmin):
+    list_display = ("label", "year", "month", "start_date", "end_date", "ordinal")
+    list_filter = ("year",)
+    search_fields = ("year",)
+
+
+@admin.register(ChartOfAccount)
+class ChartOfAccountAdmin(admin.ModelAdmin):
+    list_display = ("account_code", "account_name", "account_type", "is_total")
+    list_filter = ("account_type", "is_total")
+    search_fields = ("account_code", "account_name")
+    readonly_fields = ("account_code", "is_total", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class LineItemInline(admin.TabularInline):
+    model = LineItem
+    fields = (
+        "row_order",
+        "account_code",
+        "account_name",
+        "amount",
+        "is_total",
+        "page_number",
+        "box",
+        "extraction_confidence",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("row_order",)
+
+    @admin.display(description="x0, y0, x1, y1")
+    def box(self, obj: LineItem) -> str:
+        return _box(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def _box(obj) -> str:
+    if obj.x0 is None:
+        return "—"
+    return f"{obj.x0:.1f}, {obj.y0:.1f}, {obj.x1:.1f}, {obj.y1:.1f}"
+
+
+@admin.register(DocumentUpload)
+class DocumentUploadAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/documents/documentupload/change_list.html"
+    list_display = (
+        "id",
+        "property_code",
+        "document_type",
+        "period",
+        "version",
+        "is_latest",
+        "extraction_status",
+        "line_count",
+        "source_format",
+        "file_name",
+        "uploaded_at",
+    )
+    list_filter = ("document_type", "is_latest", "extraction_status", "source_format", "property__property_type")
+    search_fields = ("property__code", "property__name", "file_name", "content_hash", "file_hash")
+    list_select_related = ("property", "period")
+    date_hierarchy = "uploaded_at"
+    show_full_result_count = False
+    inlines = [LineItemInline]
+    fields = (
+        "property",
+        "document_type",
+        "period",
+        "version",
+        "is_latest",
+        "extraction_status",
+        "extraction_error",
+        "line_count",
+        "line_items_link",
+        "source_format",
+        "file_name",
+        "file_hash",
+        "content_hash",
+        "uploaded_by",
+        "uploaded_at",
+        "processed_at",
+        "last_detected_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="property", ordering="property__code")
+    def property_code(self, obj: DocumentUpload) -> str:
+        return obj.property.code
+
+    @admin.display(description="line items")
+    def line_items_link(self, obj: DocumentUpload) -> HttpResponse:
+        url = reverse("admin:documents_lineitem_changelist") + f"?document__id__exact={obj.id}"
+        return format_html('<a href="{}">{} line items</a>', url, obj.line_count)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or request.user.has_perm(IMPORT_PERMISSION)
+
+    def get_urls(self):
+        custom = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="documents_documentupload_import",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import": request.user.has_perm(IMPORT_PERMISSION)}
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload files through documents_import and show the summary or the one-line error."""
+        if not request.user.has_perm(IMPORT_PERMISSION):
+            raise PermissionDenied
+        summary = None
+        error = None
+        form = ImportDocumentsForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                summary = documents_import(
+                    files=[UploadedSource.from_file(f) for f in data["files"]],
+                    uploaded_by=request.user,
+                    overrides={
+                        "property_code": data["property_code"] or None,
+                        "document_type": data["document_type"] or None,
+                        "period": data["period"] or None,
+                    },
+                )
+            except ApplicationError as exc:
+                error = exc.message
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"Imported {summary.describe()}")
+                form = ImportDocumentsForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import documents",
+            "form": form,
+            "summary": summary,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context)
+
+
+@admin.register(LineItem)
+class LineItemAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "document_link",
+        "account_code",
+        "account_name",
+        "amount",
+        "is_total",
+        "page_number",
+        "box",
+        "extraction_confidence",
+    )
+    list_filter = ("is_total", "document__document_type", "document__is_latest", "document__source_format")
+    search_fields = ("account_code", "account_name", "document__property__code")
+    list_select_related = ("document__property", "document__period")
+    show_full_result_count = False
+    raw_id_fields = ("document",)
+
+    @admin.display(description="document", ordering="document_id")
+    def document_link(self, obj: LineItem) -> HttpResponse:
+        url = reverse("admin:documents_documentupload_change", args=[obj.document_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.document))
+
+    @admin.display(description="x0, y0, x1, y1 (pt, top-left origin)")
+    def box(self, obj: LineItem) -> str:
+        return _box(obj)
+
+
+@admin.register(PDFFieldCoordinate)
+class PDFFieldCoordinateAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "document",
+        "table_name",
+        "record_id",
+        "field_name",
+        "page_number",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        "extraction_method",
+        "confidence",
+        "matched_text",
+    )
+    list_filter = ("table_name", "field_name", "extraction_method")
+    search_fields = ("matched_text", "document__property__code", "=record_id")
+    list_select_related = ("document__property", "document__period")
+    show_full_result_count = False
+    raw_id_fields = ("document",)
