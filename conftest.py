@@ -49,3 +49,35 @@ def roles(db):
 
     roles_sync(Group, Permission)
     return {group.name: group for group in Group.objects.all()}
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Selenium; skipped where it is not installed, except in CI."""
+    import os
+    from pathlib import Path
+
+    from reims.testing import CHROMEDRIVER_PATH, chromium_binary, headless_chromium
+
+    if not chromium_binary() or not Path(CHROMEDRIVER_PATH).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are missing: scripts/install_browser.sh installs them")
+        pytest.skip("chromium/chromedriver not installed (scripts/install_browser.sh)")
+    driver = headless_chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def screenshot(request):
+    """Save a PNG of the browser's page as a test artifact under var/test-artifacts/screenshots/."""
+    from reims.testing import SCREENSHOT_DIR
+
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+
+    def take(driver, name: str) -> str:
+        path = SCREENSHOT_DIR / f"{request.node.name}-{name}.png"
+        driver.save_screenshot(str(path))
+        return str(path)
+
+    return take

@@ -95,3 +95,41 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMEDRIVER_PATH = "/usr/bin/chromedriver"
+SCREENSHOT_DIR = BASE_DIR / "var" / "test-artifacts" / "screenshots"
+
+
+def chromium_binary() -> str | None:
+    return next((path for path in CHROMIUM_PATHS if Path(path).exists()), None)
+
+
+def headless_chromium():
+    """A Selenium driver for Debian's Chromium and ChromeDriver (scripts/install_browser.sh).
+
+    Flags as the workplace's probe uses them: no sandbox as root, and no background networking,
+    which this closed network would refuse.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium_binary()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER_PATH), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
