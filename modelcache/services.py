@@ -431,36 +431,59 @@ class ModelCache:
             resident = {k: self._lru[k] for k in keys if k in self._lru}
         self._revalidate({k: e for k, e in resident.items() if self._needs_check(e)})
         found: dict[str, Any] = {k: e.model for k, e in resident.items() if k in self._lru}
-        missing = [k for k in keys if k not in found]
-        if missing:
-            for row in AnomalyModelCache.objects.filter(model_key__in=missing, is_active=True):
-                model, _failure = self._load_row(row, x_new=None)
-                if model is not None:
-                    self._put(row.model_key, self._entry_from_row(row, model, from_db=True))
-                    found[row.model_key] = model
+        found.update(self._load_keys([k for k in keys if k not in found]))
+        return found
+
+    def _load_keys(self, keys: list[str]) -> dict[str, Any]:
+        """One query for the full rows of ``keys``; valid ones are deserialised into the LRU."""
+        found: dict[str, Any] = {}
+        if not keys:
+            return found
+        for row in AnomalyModelCache.objects.filter(model_key__in=keys, is_active=True):
+            model, _failure = self._load_row(row, x_new=None)
+            if model is not None:
+                self._put(row.model_key, self._entry_from_row(row, model, from_db=True))
+                found[row.model_key] = model
         return found
 
     def prefetch_series(self, series: Iterable[Any]) -> int:
-        """Load every active model of these (property, document type, account) series in <= 2 queries."""
+        """Load the models of these (property, document type, account) series: one light query
+        that also revalidates the LRU copies, plus one query for the rows not in memory."""
         if not FeatureFlags.is_enabled(FLAG):
             return 0
         wanted = {_series_parts(s) for s in series}
         if not wanted:
             return 0
         property_ids = {p for p, _, _ in wanted}
-        accounts = {a for _, _, a in wanted}
-        # (property, account) cover the series; the document type is checked in Python when known.
-        filters = Q(account_code__in=accounts, is_active=True)
         ids = [p for p in property_ids if p is not None]
+        # (property, account) cover the series; the document type is checked in Python.
+        filters = Q(account_code__in={a for _, _, a in wanted})
         filters &= (Q(property_id__in=ids) | Q(property__isnull=True)) if None in property_ids else Q(property_id__in=ids)
-        keys = [
-            key
-            for key, property_id, account_code, document_type in AnomalyModelCache.objects.filter(filters).values_list(
-                "model_key", "property_id", "account_code", "document_type"
+        light = list(
+            AnomalyModelCache.objects.filter(filters).values_list(
+                "model_key", "property_id", "account_code", "document_type", "generation", "is_active", "expires_at"
             )
-            if (property_id, document_type or None, account_code) in wanted or (property_id, None, account_code) in wanted
-        ]
-        return len(self.get_many(keys))
+        )
+        found = 0
+        to_load: list[str] = []
+        stale: list[str] = []
+        with self._lock:
+            for key, property_id, account_code, document_type, generation, is_active, expires_at in light:
+                exact = (property_id, document_type or None, account_code)
+                if exact not in wanted and (property_id, None, account_code) not in wanted:
+                    continue
+                entry = self._lru.get(key)
+                if entry is not None and (not is_active or entry.generation != generation):
+                    stale.append(key)
+                    entry = None
+                if entry is not None:
+                    entry.expires_at = expires_at
+                    self._mark_checked(entry)
+                    found += 1
+                elif is_active:
+                    to_load.append(key)
+        self.evict(stale)
+        return found + len(self._load_keys(to_load))
 
     def _load_row(self, row: AnomalyModelCache, *, x_new: Any) -> tuple[Any | None, CacheOutcome | None]:
         """(model, None) when the row passes every rule and its signature check; otherwise the row
@@ -575,6 +598,7 @@ def _row_fields(
     x = np.asarray(x_train, dtype=np.float64) if x_train is not None else np.empty((0, 0))
     n_train = _stat(model, "n_train")
     metadata = {
+        "requested_model_type": model_type,
         "config": json.loads(json.dumps(dict(config), default=_json_default)),
         "library_versions": header.library_versions,
         "envelope": header.to_dict(),
@@ -589,7 +613,8 @@ def _row_fields(
     date_range = _stat(model, "training_date_range") or config.get("training_date_range") or {}
     return {
         "document_type": document_type or "",
-        "model_type": model_type[:60],
+        # The key holds the requested type ("auto" lets the engine select); the row shows the fitted one.
+        "model_type": str(getattr(model, "model_type", "") or model_type)[:60],
         "model_binary": blob,
         "model_metadata": metadata,
         "model_version": str(getattr(model, "model_version", "") or "")[:100],
@@ -720,7 +745,7 @@ def cache_model(
         document_type=document_type,
     )
     row, _kept = _cache_model(
-        cache=cache or default_cache(),
+        cache=cache if cache is not None else default_cache(),
         model_key=model_key,
         property_id=property_id,
         account_code=account_code,
@@ -753,7 +778,7 @@ def get_or_train_model(
     """
     if not FeatureFlags.is_enabled(FLAG):
         return train(), CacheOutcome.BYPASS
-    cache = cache or default_cache()
+    cache = cache if cache is not None else default_cache()
     model_key = series_model_key(
         property_id=property_id,
         account_code=account_code,
@@ -838,7 +863,7 @@ def invalidate_cache(
         if keys
         else 0
     )
-    (cache or default_cache()).evict(keys)
+    (cache if cache is not None else default_cache()).evict(keys)
     logger.info("model cache: invalidated %d entries (%s)", count, reason)
     return count
 
@@ -853,7 +878,7 @@ def model_cache_entry_invalidate(*, entry_id: int, reason: str, cache: ModelCach
     entry.invalidated_reason = reason[:REASON_MAX]
     entry.generation += 1
     entry.save(update_fields=["is_active", "invalidated_reason", "generation"])
-    (cache or default_cache()).evict([entry.model_key])
+    (cache if cache is not None else default_cache()).evict([entry.model_key])
     return entry
 
 
@@ -888,7 +913,7 @@ class CachedModelProvider:
     """
 
     def __init__(self, *, cache: ModelCache | None = None) -> None:
-        self.cache = cache or default_cache()
+        self.cache = cache if cache is not None else default_cache()
         self.cache.begin_run()
         self.outcomes: Counter = Counter()
 
@@ -897,16 +922,17 @@ class CachedModelProvider:
         key: Any,
         model_type: str,
         config: Mapping[str, Any],
-        X_train: Any,
-        train: Callable[[], Any],  # noqa: N803
+        x_train: Any,
+        train: Callable[[], Any],
     ) -> Any:
+        """The engine's ModelProvider.get_or_train (SeriesModelKey, model_type, config, x_train, train)."""
         property_id, document_type, account_code = _series_parts(key)
         model, outcome = get_or_train_model(
             property_id=property_id,
             account_code=account_code,
             model_type=model_type,
             config=config,
-            X_train=X_train,
+            X_train=x_train,
             train=train,
             document_type=document_type,
             cache=self.cache,
