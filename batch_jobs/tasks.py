@@ -1,7 +1,7 @@
 """Celery tasks of batch reprocessing: thin wrappers around batch_jobs.services.
 
 ``reprocess_documents_batch`` starts and chunks a job and fans out one ``process_batch_chunk``
-per chunk (queue ``anomaly``); any worker listening to that queue takes chunks of any job, so
+per chunk (queue ``anomaly``, by CELERY_TASK_ROUTES); any worker listening to that queue takes chunks of any job, so
 adding workers adds throughput. ``requeue_expired_chunks`` is the beat reaper (queue ``default``).
 """
 
@@ -24,7 +24,6 @@ _RETRY = {
     "retry_backoff": 5,
     "retry_backoff_max": 600,
     "retry_jitter": True,
-    "queue": "anomaly",
 }
 
 
@@ -44,6 +43,6 @@ def process_batch_chunk(self, chunk_id: int) -> str:
     return services.chunk_process(chunk_id=chunk_id, task_id=self.request.id, worker=_worker_name(self))
 
 
-@shared_task(name="batch_jobs.tasks.requeue_expired_chunks", queue="default", acks_late=True)
+@shared_task(name="batch_jobs.tasks.requeue_expired_chunks", acks_late=True)
 def requeue_expired_chunks() -> dict[str, int]:
     return services.chunks_requeue_expired()

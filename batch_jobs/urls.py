@@ -1,14 +1,16 @@
-"""API routes of this app, mounted under /api/v1/ by reims/urls.py."""
+"""API routes of this app, mounted under /api/v1/ by reims/urls.py (no trailing slashes, as DESIGN §6)."""
 
-from django.urls import include, path
-from rest_framework.routers import SimpleRouter
+from django.urls import path
 
 from batch_jobs.apis import BatchJobCreateApi, BatchJobViewSet
 
-router = SimpleRouter(trailing_slash="/?")
-router.register("batch-reprocessing/jobs", BatchJobViewSet, basename="batch-jobs")
-
-urlpatterns: list = [
+urlpatterns = [
     path("batch-reprocessing/reprocess", BatchJobCreateApi.as_view(), name="batch-reprocess"),
-    path("", include(router.urls)),
+    path("batch-reprocessing/jobs", BatchJobViewSet.as_view({"get": "list"}), name="batch-jobs-list"),
+    path("batch-reprocessing/jobs/<int:pk>", BatchJobViewSet.as_view({"get": "retrieve"}), name="batch-jobs-detail"),
+    path(
+        "batch-reprocessing/jobs/<int:pk>/cancel",
+        BatchJobViewSet.as_view({"post": "cancel"}),
+        name="batch-jobs-cancel",
+    ),
 ]

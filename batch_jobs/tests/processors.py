@@ -36,3 +36,12 @@ def kill_marked(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
     if _marked(document_ids, "POISON"):
         os.kill(os.getpid(), signal.SIGKILL)
     return check_documents(document_ids)
+
+
+@register_processor("test_slow_detect")
+def slow_detect(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """The real detection, slowed down so that a test can kill its worker mid-job."""
+    from batch_jobs.processors import detect_anomalies
+
+    time.sleep(0.3)
+    return detect_anomalies(document_ids)
