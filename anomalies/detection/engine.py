@@ -288,7 +288,7 @@ def _classify(ctx: SeriesContext, evidence: FloatArray) -> np.ndarray:
     out = np.full(v.shape, "spike", dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = v / e
-    absent = ~np.isfinite(v) & ctx.panel.document_present
+    absent = (ctx.panel.rows < 0) & ctx.panel.document_present
     duplicate = (ratio > 1.85) & (ratio < 2.15)
     decimal = decimal_shift_closeness(v, e) >= 0.4
     sign = (np.sign(v) * np.sign(e) < 0) & (np.abs(ratio) > 0.4) & (np.abs(ratio) < 2.5)
@@ -389,7 +389,7 @@ def _findings(panel: SeriesPanel, ctx: SeriesContext, feats: FloatArray, flagged
               detector_name: np.ndarray, model_keys: np.ndarray, versions: np.ndarray,
               thresholds: FloatArray, modelled: np.ndarray) -> list[Finding]:
     out: list[Finding] = []
-    absent = ~np.isfinite(panel.values) & panel.document_present
+    absent = (panel.rows < 0) & panel.document_present
     report = flagged.copy()
     report |= absent & (scores >= FLAG_SCORE) & modelled[:, None]
     for s, t in np.argwhere(report):

@@ -192,7 +192,7 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
     seasonal_strength = np.clip(np.nan_to_num(strength), 0.0, 1.0)
 
     # An absent line in a delivered document is evaluated as a zero posting.
-    absent = ~finite & panel.document_present
+    absent = (panel.rows < 0) & panel.document_present
     y_eval = np.where(absent, 0.0, y)
     point_z = np.full((n_series, n_periods), np.inf)
     any_pred = np.zeros((n_series, n_periods), dtype=bool)
