@@ -8,12 +8,13 @@ documents costs a handful of queries whatever its number of lines:
 2. every line of the latest versions of those documents' (property, document type) series, over
    all periods (the engine compares a point with both sides of its history and the same month of
    other years);
-3. the peers: the same document types and account codes at up to ``PEER_PROPERTY_COUNT`` other
-   properties (same property type first), over the window the engine's context reaches
-   (``PEER_WINDOW_MONTHS`` each side of the target periods). The engine's peer feature compares
-   each line's deviation from its own series' level with the same account at other properties;
-   it needs at least four members per account, so a sample of peers is enough and keeps a chunk's
-   cost bounded however large the portfolio.
+3. the peers: the same document types and (non-total) account codes at up to
+   ``PEER_PROPERTY_COUNT`` other properties (same property type first, then by id). The engine's
+   peer feature compares each line's deviation from its own series' level with the same account
+   at other properties and needs at least four members per account, so three peers are enough
+   and keep a chunk's cost bounded however large the portfolio. Peers are loaded over their whole
+   history, not a window around the chunk: the engine models them too, and a model trained on the
+   same data every time is what the model cache can reuse.
 """
 
 from __future__ import annotations
@@ -31,10 +32,7 @@ from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFiel
 
 # Other properties loaded beside a chunk's own for the peer feature (the engine needs >= 4 members
 # per account); a portfolio of hundreds of properties does not make a chunk slower.
-PEER_PROPERTY_COUNT = 12
-# How far the engine's context reaches around a period: the local window is 6 months each side and
-# the seasonal context the same month up to three years away.
-PEER_WINDOW_MONTHS = 36
+PEER_PROPERTY_COUNT = 3
 
 _LINE_COLUMNS = (
     "id",
@@ -161,15 +159,12 @@ def detection_input_for_documents(*, document_ids: Sequence[int], peer_limit: in
     peers = peer_property_ids(property_ids=property_ids, limit=peer_limit) if peer_limit else []
     peer_rows: list[tuple] = []
     if peers:
-        ordinals = [t.period_ordinal for t in live]
         accounts = sorted({r[7] for r in own_rows if not r[9]})
         peer_rows = list(
             _latest_lines()
             .filter(
                 document__property_id__in=peers,
                 document__document_type__in=document_types,
-                document__period__ordinal__gte=min(ordinals) - PEER_WINDOW_MONTHS,
-                document__period__ordinal__lte=max(ordinals) + PEER_WINDOW_MONTHS,
                 account_code__in=accounts,
                 is_total=False,
             )

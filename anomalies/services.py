@@ -500,12 +500,15 @@ def _run_engine(
             )
     # Absent postings: a line the series always has is missing from a target document.
     doc_by_key = {(t.property_id, t.document_type, t.period_ordinal): d for d, t in inp.targets.items() if d in rows_of_doc}
+    present = {(line.document_id, line.account_code) for line in lines}
     for f in result.findings:
         if f.row >= 0:
             continue
         doc_id = doc_by_key.get((f.property_id, f.document_type, f.period))
-        if doc_id is None:
+        # A segment of a series cut by a new normal is "absent" where the other segment has the line.
+        if doc_id is None or (doc_id, _original_account(f.account_code)) in present:
             continue
+        present.add((doc_id, _original_account(f.account_code)))
         lines.append(
             ScoredLine(
                 document_id=doc_id,

@@ -51,6 +51,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"analyst{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
