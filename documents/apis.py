@@ -21,6 +21,11 @@ from reims.exceptions import ApplicationError
 IMPORT_PERMISSION = "documents.add_documentupload"
 
 
+class DocumentPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
 class CanImportDocuments(BasePermission):
     """Reads need a login (checked by IsAuthenticated); uploads need documents.add_documentupload."""
 
@@ -84,7 +89,7 @@ class DocumentListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         documents = document_list(filters=request.query_params)
-        paginator = PageNumberPagination()
+        paginator = DocumentPagination()
         page = paginator.paginate_queryset(documents, request, view=self)
         return paginator.get_paginated_response(DocumentOutputSerializer(page, many=True).data)
 

@@ -35,7 +35,12 @@ def _import(*files: tuple[str, bytes], **kwargs):
 
 
 def _counts() -> tuple[int, int, int, int]:
-    return (Property.objects.count(), DocumentUpload.objects.count(), LineItem.objects.count(), ChartOfAccount.objects.count())
+    return (
+        Property.objects.count(),
+        DocumentUpload.objects.count(),
+        LineItem.objects.count(),
+        ChartOfAccount.objects.count(),
+    )
 
 
 def test_first_import_writes_documents_line_items_periods_and_accounts():
