@@ -1,0 +1,82 @@
+"""Loading the engine's input from the database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomalies.selectors import detection_input_for_documents, detection_input_for_properties, peer_property_ids
+from anomalies.tests.conftest import ledger_amounts
+from anomalies.tests.factories import load_rows, series_rows
+from documents.models import DocumentUpload, Property
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def portfolio(db):
+    """Five offices and one hotel; A1 also has a balance sheet."""
+    rows = []
+    for code, ptype in (
+        ("A1", "office"),
+        ("A2", "office"),
+        ("A3", "office"),
+        ("A4", "office"),
+        ("A5", "office"),
+        ("H1", "hotel"),
+    ):
+        rows += series_rows(
+            property_code=code, amounts=ledger_amounts(shift_month=None, months=12), property_type=ptype, start="2023-01"
+        )
+    rows += series_rows(
+        property_code="A1", amounts={"1110-0000": [1000.0] * 12}, document_type="balance_sheet", start="2023-01"
+    )
+    rows.append({**rows[0], "account_code": "4999-0000", "amount": 1.0, "is_total": True})
+    return load_rows(rows)
+
+
+def test_a_chunk_loads_its_series_history_and_a_few_peers(portfolio, django_assert_max_num_queries):
+    chunk = [portfolio[("A1", "income_statement", f"2023-0{m}")] for m in (3, 4)]
+    with django_assert_max_num_queries(6):
+        inp = detection_input_for_documents(document_ids=chunk)
+
+    codes = dict(Property.objects.values_list("id", "code"))
+    table = inp.table
+    own = table.property_ids == Property.objects.get(code="A1").id
+    # The whole history of the chunk's series (12 months x 3 lines + the total), not the balance sheet.
+    assert own.sum() == 37
+    assert set(table.document_types[own]) == {"income_statement"}
+    # Three peers, offices first, by id; only their detail lines of the chunk's accounts.
+    peers = {codes[p] for p in table.property_ids[~own]}
+    assert peers == {"A2", "A3", "A4"}
+    assert not table.is_total[~own].any()
+    assert (~own).sum() == 3 * 36
+    # The writer's side arrays line up with the table.
+    assert set(inp.target_rows()) == set(np.flatnonzero(np.isin(inp.document_ids, chunk)))
+    assert len(inp.amounts) == len(inp.period_ids) == table.n_rows
+    assert set(table.periods) == {2023 * 12 + m for m in range(12)}
+
+
+def test_old_versions_and_failed_extractions_are_left_out(portfolio):
+    doc = DocumentUpload.objects.get(id=portfolio[("A1", "income_statement", "2023-05")])
+    DocumentUpload.objects.filter(id=doc.id).update(is_latest=False)
+    failed = portfolio[("A1", "income_statement", "2023-06")]
+    DocumentUpload.objects.filter(id=failed).update(extraction_status="failed")
+    inp = detection_input_for_documents(document_ids=[doc.id, failed, portfolio[("A1", "income_statement", "2023-07")]])
+    assert doc.id not in set(inp.document_ids) and failed not in set(inp.document_ids)
+    assert inp.targets[doc.id].is_latest is False
+    assert inp.targets[failed].extraction_status == "failed"
+
+
+def test_peer_choice_prefers_the_same_property_type(portfolio):
+    hotel = Property.objects.get(code="H1").id
+    offices = list(Property.objects.filter(property_type="office").order_by("id").values_list("id", flat=True))
+    assert peer_property_ids(property_ids=[hotel], limit=3) == offices[:3]
+    assert peer_property_ids(property_ids=[offices[0]], limit=10) == [*offices[1:], hotel]
+
+
+def test_a_group_of_properties_is_every_document_of_them(portfolio):
+    ids = list(Property.objects.filter(code__in=["A1", "A2", "A3", "A4"]).values_list("id", flat=True))
+    inp = detection_input_for_properties(property_ids=ids)
+    assert len(inp.targets) == 4 * 12 + 12  # A1's balance sheets too
+    assert set(inp.table.property_ids) == set(ids)  # four properties are their own peers
