@@ -74,6 +74,20 @@ REASON_MAX = 200
 STORE_ATTEMPTS = 3
 
 
+# What a lookup reads of a row (the rules, the blob, the LRU bookkeeping): not the statistics.
+_LOOKUP_FIELDS = (
+    "id",
+    "model_key",
+    "model_binary",
+    "model_metadata",
+    "generation",
+    "is_active",
+    "invalidated_reason",
+    "expires_at",
+    "validation_accuracy",
+)
+
+
 class CacheOutcome(StrEnum):
     LRU_HIT = "lru_hit"  # served from this process's memory
     DB_HIT = "db_hit"  # loaded from the table (verified, deserialised)
@@ -439,7 +453,7 @@ class ModelCache:
         found: dict[str, Any] = {}
         if not keys:
             return found
-        for row in AnomalyModelCache.objects.filter(model_key__in=keys, is_active=True):
+        for row in AnomalyModelCache.objects.filter(model_key__in=keys, is_active=True).only(*_LOOKUP_FIELDS):
             model, _failure = self._load_row(row, x_new=None)
             if model is not None:
                 self._put(row.model_key, self._entry_from_row(row, model, from_db=True))
@@ -805,7 +819,7 @@ def get_or_train_model(
         cache.count(StatsCounter.STALE)
         outcome = CacheOutcome.STALE
     else:
-        row = AnomalyModelCache.objects.filter(model_key=model_key).first()
+        row = AnomalyModelCache.objects.filter(model_key=model_key).only(*_LOOKUP_FIELDS).order_by().first()
         if row is not None:
             model, failure = cache._load_row(row, x_new=X_train)
             if model is not None:
