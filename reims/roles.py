@@ -4,6 +4,7 @@ Analysts read everything and give feedback; managers also import documents, crea
 reprocessing jobs and invalidate cached models. The groups are created by a data migration
 (reims/migrations/0001_roles.py) and kept in step by ``roles_sync``.
 """
+
 from __future__ import annotations
 
 READ_MODELS = (

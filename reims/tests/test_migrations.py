@@ -1,4 +1,5 @@
 """Every app's migrations run forward, back to zero and forward again on the real database."""
+
 from __future__ import annotations
 
 import io
