@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -206,6 +206,7 @@ def _pending_task_ids(job: BatchReprocessingJob) -> list[str]:
 @dataclass(frozen=True)
 class ClaimedChunk:
     chunk_id: int
+    job_id: int
     document_ids: list[int]
     processor: str
 
@@ -270,11 +271,26 @@ def chunk_process(*, chunk_id: int, task_id: str, worker: str = "") -> str:
     if not isinstance(claim, ClaimedChunk):
         return claim
     results = run_processor(claim.processor, claim.document_ids)
-    return _chunk_finish(chunk_id=chunk_id, task_id=task_id, document_ids=claim.document_ids, results=results)
+    return _chunk_finish(
+        chunk_id=chunk_id, job_id=claim.job_id, task_id=task_id, document_ids=claim.document_ids, results=results
+    )
+
+
+def _bookkeeping_commit_async() -> None:
+    """Let this transaction's commit skip the WAL flush wait (PostgreSQL ``synchronous_commit``).
+
+    Safe for lease and count bookkeeping only: a commit lost in a database crash leaves the chunk
+    leased or pending, and the reaper and the idempotent detection redo it. Saves a disk flush
+    (~10 ms) twice per chunk.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 @transaction.atomic
 def _chunk_claim(*, chunk_id: int, task_id: str, worker: str) -> ClaimedChunk | str:
+    _bookkeeping_commit_async()
     chunk = BatchJobChunk.objects.select_for_update().filter(pk=chunk_id).first()
     if chunk is None:
         return "no such chunk"
@@ -305,7 +321,9 @@ def _chunk_claim(*, chunk_id: int, task_id: str, worker: str) -> ClaimedChunk | 
     chunk.lease_expires_at = now + timedelta(seconds=lease_seconds())
     chunk.started_at = chunk.started_at or now
     chunk.save(update_fields=["status", "attempts", "leased_by", "lease_expires_at", "started_at"])
-    return ClaimedChunk(chunk_id=chunk.pk, document_ids=[int(d) for d in chunk.document_ids], processor=job.processor)
+    return ClaimedChunk(
+        chunk_id=chunk.pk, job_id=job.pk, document_ids=[int(d) for d in chunk.document_ids], processor=job.processor
+    )
 
 
 def run_processor(name: str, document_ids: Sequence[int]) -> dict[int, processors.DocumentResult]:
@@ -363,8 +381,14 @@ def _chunk_payload(document_ids: Sequence[int], results: dict[int, processors.Do
 
 @transaction.atomic
 def _chunk_finish(
-    *, chunk_id: int, task_id: str, document_ids: Sequence[int], results: dict[int, processors.DocumentResult]
+    *,
+    chunk_id: int,
+    job_id: int,
+    task_id: str,
+    document_ids: Sequence[int],
+    results: dict[int, processors.DocumentResult],
 ) -> str:
+    _bookkeeping_commit_async()
     payload = _chunk_payload(document_ids, results)
     now = timezone.now()
     # Conditional: if the lease was taken over (reaper) the new holder records the chunk, not us.
@@ -373,9 +397,8 @@ def _chunk_finish(
     )
     if not updated:
         return "lease lost"
-    job_id = BatchJobChunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).get()
     job = BatchReprocessingJob.objects.select_for_update().get(pk=job_id)
-    _after_chunk(job, now)
+    _after_chunk(job, now, added=payload)
     return "done"
 
 
@@ -401,15 +424,32 @@ def _release(chunk: BatchJobChunk) -> None:
     chunk.save(update_fields=["status", "leased_by", "lease_expires_at", "task_id"])
 
 
-def _after_chunk(job: BatchReprocessingJob, now: datetime) -> None:
-    """Recompute the job's counts from its chunk rows (job row locked) and end it when nothing is left."""
-    _refresh_counts(job, now)
+def _after_chunk(job: BatchReprocessingJob, now: datetime, *, added: dict[str, Any] | None = None) -> None:
+    """Bring the job's counts up to date (job row locked) and end the job when nothing is left.
+
+    ``added``: the counts of the one chunk that just became done, in the same transaction as its
+    one-time leased -> done transition, so adding them to the locked row counts it exactly once
+    (O(1) per chunk). Without it the counts are recomputed from all chunk rows.
+    """
+    if added is None:
+        _refresh_counts(job, now)
+    else:
+        job.processed_documents += added["processed_count"]
+        job.successful_documents += added["successful_count"]
+        job.failed_documents += added["failed_count"]
+        job.skipped_documents += added["skipped_count"]
+        _save_counts(job, now)
     if job.status != JobStatus.RUNNING:
         return  # cancelled or failed meanwhile: the finished chunk's counts are kept, nothing else
-    in_flight = BatchJobChunk.objects.filter(job=job, status=ChunkStatus.LEASED).exists()
+    left = set(
+        BatchJobChunk.objects.filter(job=job, status__in=[ChunkStatus.PENDING, ChunkStatus.LEASED])
+        .values_list("status", flat=True)
+        .distinct()
+    )
+    in_flight = ChunkStatus.LEASED in left
     if job.cancel_requested and not in_flight:
         _finish_job(job, JobStatus.CANCELLED)
-    elif not in_flight and not BatchJobChunk.objects.filter(job=job, status=ChunkStatus.PENDING).exists():
+    elif not left:
         _finish_job(job, JobStatus.COMPLETED)
     elif _timed_out(job, now):
         _finish_job(job, JobStatus.FAILED, error=_timeout_reason())
@@ -428,6 +468,10 @@ def _refresh_counts(job: BatchReprocessingJob, now: datetime) -> None:
     job.successful_documents = sums["successful"] or 0
     job.failed_documents = sums["failed"] or 0
     job.skipped_documents = sums["skipped"] or 0
+    _save_counts(job, now)
+
+
+def _save_counts(job: BatchReprocessingJob, now: datetime) -> None:
     job.estimated_completion_at = _estimate_completion(job, now)
     job.updated_at = now
     BatchReprocessingJob.objects.filter(pk=job.pk).update(

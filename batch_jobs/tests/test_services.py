@@ -220,9 +220,9 @@ def test_reaper_hands_an_expired_lease_to_a_new_task_and_the_old_one_cannot_coun
     assert chunk.status == ChunkStatus.PENDING and chunk.task_id != old_task
     # The old holder wakes up: its result is discarded; the new task records the chunk.
     results = services.run_processor("check_documents", chunk.document_ids)
-    assert services._chunk_finish(chunk_id=chunk.pk, task_id=old_task, document_ids=chunk.document_ids, results=results) == (
-        "lease lost"
-    )
+    assert services._chunk_finish(
+        chunk_id=chunk.pk, job_id=job.pk, task_id=old_task, document_ids=chunk.document_ids, results=results
+    ) == ("lease lost")
     assert services.chunk_process(chunk_id=chunk.pk, task_id=chunk.task_id) == "done"
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED and job.processed_documents == 2
@@ -260,7 +260,9 @@ def test_cancel_stops_a_running_job_within_one_chunk_and_keeps_finished_work(set
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.cancel_requested
     results = services.run_processor("check_documents", claim.document_ids)
-    services._chunk_finish(chunk_id=chunk.pk, task_id=chunk.task_id, document_ids=claim.document_ids, results=results)
+    services._chunk_finish(
+        chunk_id=chunk.pk, job_id=job.pk, task_id=chunk.task_id, document_ids=claim.document_ids, results=results
+    )
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     # Chunk tasks delivered despite the revoke do nothing.
