@@ -13,22 +13,9 @@ from modelcache.services import default_cache, hit_rates
 from reims.flags import FeatureFlags
 
 
-def model_cache_list(*, filters: dict[str, Any] | None = None) -> QuerySet[AnomalyModelCache]:
-    """Entries without their binary; ``filters``: property (code), property_id, account_code,
-    model_type, is_active."""
-    filters = filters or {}
-    qs = AnomalyModelCache.objects.defer("model_binary").select_related("property")
-    if filters.get("property"):
-        qs = qs.filter(property__code=filters["property"])
-    if filters.get("property_id") is not None:
-        qs = qs.filter(property_id=filters["property_id"])
-    if filters.get("account_code"):
-        qs = qs.filter(account_code=filters["account_code"])
-    if filters.get("model_type"):
-        qs = qs.filter(model_type=filters["model_type"])
-    if filters.get("is_active") is not None:
-        qs = qs.filter(is_active=filters["is_active"])
-    return qs
+def model_cache_list() -> QuerySet[AnomalyModelCache]:
+    """Entries without their binary, newest first (the API filters them with ModelCacheFilter)."""
+    return AnomalyModelCache.objects.defer("model_binary").select_related("property")
 
 
 def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:

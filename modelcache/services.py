@@ -183,6 +183,18 @@ def _expiry_reason(expires_at: datetime | None, now: datetime) -> str | None:
     return None
 
 
+def _n_features(x: Any) -> int:
+    arr = np.asarray(x)
+    return int(arr.shape[1]) if arr.ndim == 2 else 1
+
+
+def _shape_reason(n_features: int | None, x_new: Any) -> str | None:
+    # A model fitted on another feature set cannot score this data at all.
+    if n_features is not None and x_new is not None and _n_features(x_new) != n_features:
+        return f"feature count changed: {n_features} -> {_n_features(x_new)}"
+    return None
+
+
 def should_invalidate(entry: AnomalyModelCache, *, X_new: Any = None, now: datetime | None = None) -> str | None:  # noqa: N803
     """Why ``entry`` must not be used any more, or None. Cheapest rules first, the KS test last."""
     now = now or timezone.now()
@@ -200,6 +212,9 @@ def should_invalidate(entry: AnomalyModelCache, *, X_new: Any = None, now: datet
         return f"validation accuracy {entry.validation_accuracy:.3f} below {minimum:.3f}"
     if X_new is not None:
         metadata = entry.model_metadata or {}
+        reason = _shape_reason(metadata.get("n_features"), X_new)
+        if reason:
+            return reason
         if metadata.get("training_fingerprint") == data_fingerprint(X_new):
             return None
         return drift_reason(metadata.get("training_sample"), X_new, column=int(metadata.get("drift_column", DRIFT_COLUMN)))
@@ -218,6 +233,7 @@ class _LruEntry:
     fingerprint: str
     sample: list[float] | None
     drift_column: int
+    n_features: int | None
     checked_at: float
     checked_run: int
     from_db: bool = False  # loaded by prefetch: its first use is a database-tier hit
@@ -333,6 +349,7 @@ class ModelCache:
             fingerprint=metadata.get("training_fingerprint", ""),
             sample=metadata.get("training_sample"),
             drift_column=int(metadata.get("drift_column", DRIFT_COLUMN)),
+            n_features=metadata.get("n_features"),
             checked_at=time.monotonic(),
             checked_run=self._run,
             from_db=from_db,
@@ -421,7 +438,7 @@ class ModelCache:
             self._revalidate({model_key: entry})
             if model_key not in self._lru:
                 return None, None
-        reason = _expiry_reason(entry.expires_at, now)
+        reason = _expiry_reason(entry.expires_at, now) or _shape_reason(entry.n_features, x_new)
         if reason is None and x_new is not None and entry.fingerprint != data_fingerprint(x_new):
             reason = drift_reason(entry.sample, x_new, column=entry.drift_column)
         if reason:
@@ -619,7 +636,7 @@ def _row_fields(
         "model_class": header.model_class,
         "threshold": _float_or_none(_stat(model, "threshold")),
         "feature_names": list(getattr(model, "feature_names", ()) or ()),
-        "n_features": int(x.shape[1]) if x.ndim == 2 else 1,
+        "n_features": _n_features(x) if x.size else None,
         "drift_column": DRIFT_COLUMN,
         "training_sample": training_sample(x),
         "training_fingerprint": data_fingerprint(x),
@@ -831,17 +848,22 @@ def get_or_train_model(
     cache.count(StatsCounter.DB_MISS)
 
     model = train()
-    _row, kept = _cache_model(
-        cache=cache,
-        model_key=model_key,
-        property_id=property_id,
-        account_code=account_code,
-        model_type=model_type,
-        config=config,
-        model=model,
-        x_train=X_train,
-        document_type=document_type,
-    )
+    try:
+        _row, kept = _cache_model(
+            cache=cache,
+            model_key=model_key,
+            property_id=property_id,
+            account_code=account_code,
+            model_type=model_type,
+            config=config,
+            model=model,
+            x_train=X_train,
+            document_type=document_type,
+        )
+    except DatabaseError:
+        # Caching is an optimisation: a failed store must not fail the detection that trained.
+        logger.exception("model cache: could not store %s; using the trained model uncached", model_key[:12])
+        return model, outcome
     cache.count(StatsCounter.TRAINED)
     return kept, outcome
 

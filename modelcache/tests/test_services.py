@@ -239,6 +239,11 @@ def test_rule_distribution_drift(stored):
     assert reason.startswith("drift: KS")
 
 
+def test_rule_feature_count(stored):
+    _prop, _x, row = stored
+    assert should_invalidate(row, X_new=series(1, cols=5)) == "feature count changed: 6 -> 5"
+
+
 @pytest.mark.parametrize("library", ["pyod", "sklearn", "numpy"])
 def test_rule_library_version_change(stored, library):
     _prop, _x, row = stored
@@ -266,12 +271,11 @@ def mutate_row(row: AnomalyModelCache, rule: str) -> None:
     row.save()
 
 
-@pytest.mark.parametrize("rule", ["age", "accuracy", "library", "manual", "drift"])
+@pytest.mark.parametrize("rule", ["age", "accuracy", "library", "manual", "drift", "features"])
 def test_each_rule_makes_the_next_lookup_retrain_and_replace_the_row(stored, rule):
     prop, x, row = stored
-    if rule != "drift":
-        mutate_row(row, rule)
-    x_new = series(5, shift=3.0) if rule == "drift" else x
+    mutate_row(row, rule)
+    x_new = {"drift": series(5, shift=3.0), "features": series(1, cols=5)}.get(rule, x)
     trainer = CountingTrainer(x_new)
 
     model, outcome = lookup(prop, x_new, trainer)
@@ -284,13 +288,28 @@ def test_each_rule_makes_the_next_lookup_retrain_and_replace_the_row(stored, rul
     assert outcome is CacheOutcome.LRU_HIT and trainer.calls == 1
 
 
-def test_expiry_and_drift_are_also_checked_on_lru_copies():
+def test_drift_and_feature_count_are_also_checked_on_lru_copies():
     prop = PropertyFactory()
     x = series(1)
     lookup(prop, x, CountingTrainer(x))
     _, outcome = lookup(prop, series(5, shift=3.0), CountingTrainer(series(5, shift=3.0)))
     assert outcome is CacheOutcome.STALE
     assert the_row(prop).model_metadata["training_sample"][0] == pytest.approx(series(5, shift=3.0)[0, 0])
+    _, outcome = lookup(prop, series(1, cols=4), CountingTrainer(series(1, cols=4)))
+    assert outcome is CacheOutcome.STALE
+    assert the_row(prop).model_metadata["n_features"] == 4
+
+
+def test_expiry_is_checked_on_lru_copies():
+    prop = PropertyFactory()
+    x = series(1)
+    cache = ModelCache(lru_size=10)
+    lookup(prop, x, CountingTrainer(x), cache=cache)
+    entry = cache._get(cache.keys()[0])
+    entry.expires_at = timezone.now() - timedelta(seconds=1)  # as revalidation would have read it
+    trainer = CountingTrainer(x)
+    _, outcome = lookup(prop, x, trainer, cache=cache)
+    assert outcome is CacheOutcome.STALE and trainer.calls == 1
 
 
 def test_training_sample_is_bounded_to_the_main_column():
