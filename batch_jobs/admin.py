@@ -171,7 +171,7 @@ class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                job = services.create_batch_job(
+                job = services.submit_batch_job(
                     job_name=data["job_name"],
                     property_ids=[p.pk for p in data["properties"]],
                     date_range_start=data["date_range_start"],
@@ -180,7 +180,6 @@ class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
                     extraction_status_filter=data["extraction_status_filter"],
                     initiated_by=request.user,
                 )
-                services.start_batch_job(job=job)
             except FeatureDisabled as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             except ApplicationError as exc:

@@ -117,8 +117,7 @@ class BatchJobCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = BatchJobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.create_batch_job(**data.validated_data, initiated_by=request.user)
-        job = services.start_batch_job(job=job)
+        job = services.submit_batch_job(**data.validated_data, initiated_by=request.user)
         return Response(BatchJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown property code(s): {', '.join(unknown)}")
         try:
-            job = services.create_batch_job(
+            job = services.submit_batch_job(
                 job_name=options["name"],
                 property_ids=[found[c] for c in codes],
                 date_range_start=since,
@@ -66,7 +66,6 @@ class Command(BaseCommand):
                 extraction_status_filter=options["status_filter"],
                 initiated_by=None,
             )
-            job = services.start_batch_job(job=job)
         except FeatureDisabled as exc:
             raise CommandError(str(exc))
         except ApplicationError as exc:
