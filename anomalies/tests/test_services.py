@@ -141,7 +141,8 @@ def test_detection_input_of_a_chunk_costs_a_handful_of_queries(ledger):
         services.documents_detect(document_ids=doc_ids[16:18])  # includes the flagged month
     with CaptureQueriesContext(connection) as many:
         services.documents_detect(document_ids=doc_ids)
-    assert len(many) == len(few) <= 25  # no query per line or per document
+    # 24 documents cost what 2 cost, give or take a bulk batch (SQLite caps the parameters per query).
+    assert len(few) <= len(many) <= len(few) + 2 <= 25
 
 
 def test_detection_run_validates_its_filters(db):
