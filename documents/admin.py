@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -14,7 +16,9 @@ from django.utils.html import format_html
 from documents.forms import ImportDocumentsForm
 from documents.models import ChartOfAccount, DocumentUpload, FinancialPeriod, LineItem, PDFFieldCoordinate, Property
 from documents.services import UploadedSource, documents_import
+from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from reims.exceptions import ApplicationError
+from reims.logging import log_event
 
 IMPORT_PERMISSION = "documents.add_documentupload"
 
@@ -185,19 +189,34 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         summary = None
         error = None
-        form = ImportDocumentsForm(request.POST or None, request.FILES or None)
+        if request.method == "POST":
+            try:
+                check_declared_size(request.META)
+                posted, files = request.POST, request.FILES  # parses the body: may be refused
+            except (UploadTooLarge, SuspiciousOperation) as exc:
+                refusal = exc if isinstance(exc, UploadTooLarge) else upload_error_from(exc, request.META)
+                if refusal is None:
+                    raise
+                return self._import_refused(request, refusal)
+        else:
+            posted, files = None, None
+        form = ImportDocumentsForm(posted, files)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
+                check_files_size(data["files"])
                 summary = documents_import(
                     files=[UploadedSource.from_file(f) for f in data["files"]],
                     uploaded_by=request.user,
+                    channel="admin",
                     overrides={
                         "property_code": data["property_code"] or None,
                         "document_type": data["document_type"] or None,
                         "period": data["period"] or None,
                     },
                 )
+            except UploadTooLarge as exc:
+                return self._import_refused(request, exc, form=form)
             except ApplicationError as exc:
                 error = exc.message
                 messages.error(request, exc.message)
@@ -213,6 +232,27 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context)
+
+    def _import_refused(self, request: HttpRequest, exc: ApplicationError, form=None) -> HttpResponse:
+        """The import page again with the reason, answered 413; the body is not read further."""
+        log_event(
+            "documents_import",
+            level=logging.WARNING,
+            outcome="rejected",
+            channel="admin",
+            reason=exc.message,
+            user_id=request.user.pk,
+            content_length=request.META.get("CONTENT_LENGTH"),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import documents",
+            "form": form or ImportDocumentsForm(),
+            "summary": None,
+            "error": exc.message,
+        }
+        return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context, status=exc.status_code)
 
 
 @admin.register(LineItem)

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import Throttled
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from documents.filters import PERIOD_VALIDATOR
 from documents.models import DocumentType, ExtractionStatus, SourceFormat
 from documents.selectors import document_get, document_list, line_item_list
 from documents.services import UploadedSource, documents_import
+from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from reims.exceptions import ApplicationError
+from reims.logging import log_event
+from reims.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
 
@@ -31,6 +36,13 @@ class CanImportDocuments(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return request.method in SAFE_METHODS or request.user.has_perm(IMPORT_PERMISSION)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """4xx answers: ``detail`` is the one-line reason; field names map to their messages."""
+
+    detail = serializers.CharField(required=False)
+    file = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class DocumentOutputSerializer(serializers.Serializer):
@@ -63,7 +75,7 @@ class ImportSummarySerializer(serializers.Serializer):
 
 class DocumentListApi(APIView):
     permission_classes = [IsAuthenticated, CanImportDocuments]
-    throttle_scope = "document_import"
+    throttle_classes = [DocumentImportThrottle]  # counts uploads (POST) only
 
     class InputSerializer(serializers.Serializer):
         file = serializers.ListField(child=serializers.FileField(), help_text="one or several CSV, XLSX or PDF files")
@@ -71,9 +83,29 @@ class DocumentListApi(APIView):
         document_type = serializers.ChoiceField(choices=DocumentType.choices, required=False, allow_blank=True)
         period = serializers.CharField(required=False, allow_blank=True, validators=[PERIOD_VALIDATOR])
 
-    def get_throttles(self):
-        # Only uploads are throttled; listing is cheap.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # Before authentication: a session login's CSRF check would read (and spool) the body.
+        if request.method == "POST":
+            check_declared_size(request.META)
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django's refusals of a body (RequestDataTooBig...) are not DRF exceptions: without this
+        # they would escape as an HTML 400 page instead of the API's JSON.
+        exc = upload_error_from(exc, self.request.META) or exc
+        if self.request.method == "POST" and isinstance(exc, UploadTooLarge | Throttled):
+            # Refused before the import service ran: its log line would be missing otherwise.
+            user = getattr(self.request, "_user", None)  # unset when refused before authentication
+            log_event(
+                "documents_import",
+                level=logging.WARNING,
+                outcome="throttled" if isinstance(exc, Throttled) else "rejected",
+                channel="api",
+                reason=" ".join(str(exc.detail if isinstance(exc, Throttled) else exc.message).split()),
+                user_id=getattr(user, "pk", None),
+                content_length=self.request.META.get("CONTENT_LENGTH"),
+            )
+        return super().handle_exception(exc)
 
     @extend_schema(
         parameters=[
@@ -95,12 +127,21 @@ class DocumentListApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: ImportSummarySerializer},
+        responses={
+            201: ImportSummarySerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            413: ErrorSerializer,
+            429: ErrorSerializer,
+        },
         description="Import statement files through the same service as `import_documents`. A bad file "
-        "answers 400 with the one-line reason (file, row, column) in `detail` and `file`; nothing is written.",
+        "answers 400 with the one-line reason (file, row, column) in `detail` and `file`; nothing is written. "
+        "Uploads larger than MAX_UPLOAD_SIZE_MB together answer 413, and more than THROTTLE_DOCUMENT_IMPORT "
+        "uploads per user answer 429 (Retry-After says when to try again); neither writes anything.",
     )
     def post(self, request: Request) -> Response:
         files = request.FILES.getlist("file")
+        check_files_size(files)
         if not files:
             raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
         data = {key: request.data.get(key) for key in ("property", "document_type", "period") if key in request.data}
@@ -110,6 +151,7 @@ class DocumentListApi(APIView):
         summary = documents_import(
             files=[UploadedSource.from_file(uploaded) for uploaded in files],
             uploaded_by=request.user,
+            channel="api",
             overrides={
                 "property_code": options.get("property") or None,
                 "document_type": options.get("document_type") or None,

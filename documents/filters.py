@@ -8,6 +8,8 @@ from django.db.models import QuerySet
 
 from documents.models import DocumentType, DocumentUpload, ExtractionStatus, SourceFormat
 
+_TRUE_VALUES = frozenset({"true", "True", "1"})
+_FALSE_VALUES = frozenset({"false", "False", "0"})
 PERIOD_VALIDATOR = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", "Expected a period YYYY-MM.")
 
 
@@ -23,7 +25,13 @@ class DocumentFilter(django_filters.FilterSet):
     period_to = django_filters.CharFilter(method="filter_period_to", validators=[PERIOD_VALIDATOR])
     extraction_status = django_filters.ChoiceFilter(choices=ExtractionStatus.choices)
     source_format = django_filters.ChoiceFilter(choices=SourceFormat.choices)
-    latest = django_filters.BooleanFilter(method="filter_latest", help_text="latest versions only (default true)")
+    # A choice, not a BooleanFilter: django-filter reads an unknown boolean ("yes please") as
+    # "not given", and a typo should be a 400, not silently the default.
+    latest = django_filters.ChoiceFilter(
+        choices=[(value, value) for value in sorted(_TRUE_VALUES | _FALSE_VALUES)],
+        method="filter_latest",
+        help_text="latest versions only (default true)",
+    )
 
     class Meta:
         model = DocumentUpload
@@ -39,11 +47,11 @@ class DocumentFilter(django_filters.FilterSet):
     def filter_period_to(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(period__ordinal__lte=period_ordinal(value))
 
-    def filter_latest(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        return queryset if value is False else queryset.filter(is_latest=True)
+    def filter_latest(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset if value.lower() in _FALSE_VALUES else queryset.filter(is_latest=True)
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         # Latest versions only unless latest=false is asked for explicitly.
-        if self.form.cleaned_data.get("latest") is None:
+        if not self.form.cleaned_data.get("latest"):
             queryset = queryset.filter(is_latest=True)
         return super().filter_queryset(queryset)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -49,11 +51,14 @@ from documents.models import (
 from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
 from reims.exceptions import ApplicationError
+from reims.logging import log_event
 
 LINE_ITEM_BATCH_SIZE = 2000
 DOCUMENT_BATCH_SIZE = 500
 ID_SLICE = 1000  # ids per "IN (...)" query
 PROGRESS_EVERY = 100  # documents
+LOGGED_IDS = 100  # at most this many file names / document ids on one log line
+MAX_LOGGED_REASON = 500  # characters
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase 'parse' counts files, phase 'write' counts documents."""
@@ -176,8 +181,71 @@ def documents_import(
     uploaded_by: Any | None = None,
     overrides: Overrides | dict | None = None,
     progress: ProgressCallback | None = None,
+    channel: str = "service",
 ) -> ImportSummary:
-    """Validate every file, then write them all in one transaction; see the module docstring."""
+    """Validate every file, then write them all in one transaction; see the module docstring.
+
+    Every call writes one ``documents_import`` line on the ``reims.events`` log (see
+    ``reims.logging``): ``outcome`` ok / rejected (a bad file, with its one-line reason) / error
+    (an unexpected failure, re-raised), the ``channel`` (api, admin, command), the user id, the
+    files, the documents new/changed/unchanged, the line items written and the duration.
+    """
+    started = time.perf_counter()
+    user = uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None
+    context: dict[str, Any] = {
+        "channel": channel,
+        "user_id": getattr(user, "pk", None),
+        "files": len(files),
+        "file_names": [source.name for source in files[:LOGGED_IDS]],
+        "bytes": sum(len(source.data) for source in files),
+    }
+    try:
+        summary = _import(files, user=user, overrides=overrides, progress=progress)
+    except ApplicationError as exc:
+        log_event(
+            "documents_import",
+            level=logging.WARNING,
+            outcome="rejected",
+            reason=exc.message[:MAX_LOGGED_REASON],
+            duration_ms=_elapsed_ms(started),
+            **context,
+        )
+        raise
+    except Exception as exc:
+        log_event(
+            "documents_import",
+            level=logging.ERROR,
+            outcome="error",
+            reason=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:MAX_LOGGED_REASON],
+            duration_ms=_elapsed_ms(started),
+            **context,
+        )
+        raise
+    log_event(
+        "documents_import",
+        outcome="ok",
+        documents_new=summary.documents_new,
+        documents_changed=summary.documents_changed,
+        documents_unchanged=summary.documents_unchanged,
+        line_items=summary.line_items_written,
+        document_ids=summary.document_ids[:LOGGED_IDS],
+        duration_ms=_elapsed_ms(started),
+        **context,
+    )
+    return summary
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _import(
+    files: Sequence[UploadedSource],
+    *,
+    user: Any | None,
+    overrides: Overrides | dict | None,
+    progress: ProgressCallback | None,
+) -> ImportSummary:
     if not files:
         raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
     parsed_overrides = _coerce_overrides(overrides)
@@ -191,7 +259,6 @@ def documents_import(
         parsed.append(_ParsedFile(source, rows, hashlib.sha256(source.data).hexdigest(), source_format))
         if progress:
             progress("parse", index, len(files))
-    user = uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None
     with transaction.atomic():
         return _write(parsed, uploaded_by=user, progress=progress)
 

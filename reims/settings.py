@@ -197,7 +197,17 @@ MAX_UPLOAD_SIZE_MB = _positive_int("MAX_UPLOAD_SIZE_MB", 25)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_SIZE_MB * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+
 # --- REST framework -------------------------------------------------------------------------
+def _throttle_rate(name: str, default: str) -> str:
+    """A DRF rate such as '60/min' or '5/second', checked at start-up rather than on a request."""
+    raw = env.str(name, default=default).strip()
+    number, _, period = raw.partition("/")
+    if not (number.isdigit() and int(number) > 0 and period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/min, 10/second or 500/day, got {raw!r}")
+    return raw
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -213,15 +223,29 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reims.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        "job_create": env.str("THROTTLE_JOB_CREATE", default="60/min"),
-        "document_import": env.str("THROTTLE_DOCUMENT_IMPORT", default="60/min"),
+        "job_create": _throttle_rate("THROTTLE_JOB_CREATE", "60/min"),
+        "document_import": _throttle_rate("THROTTLE_DOCUMENT_IMPORT", "60/min"),
     },
+}
+# Request histories of reims.throttles. The default is per process; with several web processes
+# point it at Redis (e.g. redis://127.0.0.1:6379/2) so that the limits hold across them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": env.cache_url("THROTTLE_CACHE_URL", default="locmemcache://throttle"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "REIMS Anomaly API",
     "DESCRIPTION": "Anomalies in a real-estate portfolio's financial statements.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status" with different choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "DetectionStatusEnum": "anomalies.models.DetectionStatus",
+        "JobStatusEnum": "batch_jobs.models.JobStatus",
+        "ChunkStatusEnum": "batch_jobs.models.ChunkStatus",
+        "ExtractionStatusEnum": "documents.models.ExtractionStatus",
+        "ExtractionStatusFilterEnum": "batch_jobs.models.ExtractionStatusFilter",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -309,10 +333,19 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object per line for the structured events of reims.logging.log_event.
+        "json": {"()": "reims.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "events": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Not propagated: the root's plain handler would print every event a second time.
+        "reims.events": {"handlers": ["events"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
 
 TESTING = "pytest" in sys.modules

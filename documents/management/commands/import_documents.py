@@ -50,7 +50,7 @@ def import_paths(paths: list[Path], *, overrides: dict | None = None, progress: 
 
     try:
         sources = [UploadedSource.from_path(path) for path in paths]
-        return documents_import(files=sources, overrides=overrides, progress=report)
+        return documents_import(files=sources, overrides=overrides, progress=report, channel="command")
     except ApplicationError as exc:
         raise CommandError(exc.message) from None
     finally:
