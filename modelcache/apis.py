@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
@@ -121,9 +121,11 @@ class ModelCacheInvalidateApi(APIView):
         FeatureFlags.require(services.FLAG)
         data = ModelCacheInvalidateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        get_object_or_404(AnomalyModelCache.objects.only("id"), pk=pk)
         reason = data.validated_data["reason"]
         if not reason.startswith("manual"):
             reason = f"manual: {reason}"
-        entry = services.model_cache_entry_invalidate(entry_id=pk, reason=f"{reason} (by {request.user.get_username()})")
+        try:
+            entry = services.model_cache_entry_invalidate(entry_id=pk, reason=f"{reason} (by {request.user.get_username()})")
+        except AnomalyModelCache.DoesNotExist:
+            raise Http404(f"No cached model {pk}") from None
         return Response(ModelCacheEntrySerializer(selectors.model_cache_list().get(pk=entry.pk)).data)

@@ -906,7 +906,7 @@ def invalidate_cache(
 
 @transaction.atomic
 def model_cache_entry_invalidate(*, entry_id: int, reason: str, cache: ModelCache | None = None) -> AnomalyModelCache:
-    """Deactivate one entry; ConflictError (409) when it is already inactive."""
+    """Deactivate one entry; ConflictError (409) when already inactive, DoesNotExist when unknown."""
     entry = AnomalyModelCache.objects.select_for_update().defer("model_binary").get(pk=entry_id)
     if not entry.is_active:
         raise ConflictError(f"Cached model {entry_id} is already inactive ({entry.invalidated_reason or 'invalidated'})")
