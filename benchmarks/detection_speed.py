@@ -35,8 +35,14 @@ class MemoryProvider:
     def __init__(self) -> None:
         self.models: dict[SeriesModelKey, FittedModel] = {}
 
-    def get_or_train(self, key: SeriesModelKey, model_type: str, config: dict[str, Any],
-                     x_train: np.ndarray, train: Callable[[], FittedModel]) -> FittedModel:
+    def get_or_train(
+        self,
+        key: SeriesModelKey,
+        model_type: str,
+        config: dict[str, Any],
+        x_train: np.ndarray,
+        train: Callable[[], FittedModel],
+    ) -> FittedModel:
         if key not in self.models:
             self.models[key] = train()
         return self.models[key]
@@ -52,9 +58,17 @@ def one_document_table(lines: int = 60, months: int = 36, seed: int = 0) -> Line
             amount = base * 1.03 ** (t // 12) * (1 + rng.normal(0, 0.03))
             if seasonal:
                 amount *= 1 + 0.4 * np.cos(2 * np.pi * t / 12)
-            rows.append({"property_code": "P1", "property_type": "office", "document_type": "income_statement",
-                         "period": f"{2021 + t // 12}-{t % 12 + 1:02d}", "account_code": f"{4000 + 10 * i}-0000",
-                         "amount": round(amount, 2), "is_total": False})
+            rows.append(
+                {
+                    "property_code": "P1",
+                    "property_type": "office",
+                    "document_type": "income_statement",
+                    "period": f"{2021 + t // 12}-{t % 12 + 1:02d}",
+                    "account_code": f"{4000 + 10 * i}-0000",
+                    "amount": round(amount, 2),
+                    "is_total": False,
+                }
+            )
     return line_table_from_rows(rows).table
 
 
@@ -70,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     provider = MemoryProvider()
     started = time.perf_counter()
     detect_anomalies(table, use_pyod=True, model_provider=provider)  # trains the 60 models
-    print(f"one document, 60 lines x 36 months: first pass (select + train 60 models) "
-          f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    print(
+        f"one document, 60 lines x 36 months: first pass (select + train 60 models) "
+        f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    )
     for use_pyod in (True, False):
         times = []
         for _ in range(args.repeats):
@@ -92,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             result = detect_anomalies(big, use_pyod=use_pyod)
             elapsed = time.perf_counter() - t0
-            print(f"demo portfolio {args.properties}x{args.months} ({big.n_rows} lines) from scratch, "
-                  f"{'PyOD' if use_pyod else 'statistical only'}: {elapsed:.1f} s "
-                  f"({len(result.selections)} model selections; timings ms {result.timings_ms})")
+            print(
+                f"demo portfolio {args.properties}x{args.months} ({big.n_rows} lines) from scratch, "
+                f"{'PyOD' if use_pyod else 'statistical only'}: {elapsed:.1f} s "
+                f"({len(result.selections)} model selections; timings ms {result.timings_ms})"
+            )
     return 0
 
 

@@ -34,7 +34,9 @@ from anomalies.detection.table import line_table_from_rows, period_to_string  # 
 Key = tuple[str, str, str, str]
 
 
-def load_portfolio(generator: str, properties: int, months: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_portfolio(
+    generator: str, properties: int, months: int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if generator == "demo":
         from documents.demo.generator import generate_portfolio
 
@@ -42,8 +44,7 @@ def load_portfolio(generator: str, properties: int, months: int, seed: int) -> t
     else:
         from anomalies.tests.detection.synthetic_portfolio import generate_synthetic_portfolio
 
-        portfolio = generate_synthetic_portfolio(properties=properties, months=months, seed=seed,
-                                                 anomalies_per_property=8)
+        portfolio = generate_synthetic_portfolio(properties=properties, months=months, seed=seed, anomalies_per_property=8)
     return list(portfolio.rows), list(portfolio.labels)
 
 
@@ -60,7 +61,7 @@ def baseline_scores(rows: list[dict[str, Any]]) -> dict[Key, float]:
         values = np.array([by_period[p] for p in periods])
         for i, p in enumerate(periods):
             score = 0.0
-            hist = values[max(0, i - 12):i]
+            hist = values[max(0, i - 12) : i]
             if len(hist) >= 3:
                 sd = hist.std()
                 z = (values[i] - hist.mean()) / sd if sd > 0 else (0.0 if values[i] == hist.mean() else 10.0)
@@ -94,15 +95,27 @@ def evaluate(name: str, scores: dict[Key, float], flagged: set[Key], labels: dic
     for kind in sorted(set(labels.values())):
         kk = [k for k, v in labels.items() if v == kind]
         per_kind[kind] = (sum(k in flagged for k in kk), len(kk))
-    return {"name": name, "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-            "auc_pr": auc_pr, "best_precision_at_recall_85": best_prec_at_85, "per_kind": per_kind}
+    return {
+        "name": name,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "auc_pr": auc_pr,
+        "best_precision_at_recall_85": best_prec_at_85,
+        "per_kind": per_kind,
+    }
 
 
 def print_report(res: dict[str, Any]) -> None:
     print(f"== {res['name']}")
-    print(f"  precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}  "
-          f"AUC-PR {res['auc_pr']:.3f}  (tp {res['tp']}, fp {res['fp']}, fn {res['fn']}; "
-          f"best precision at recall>=0.85: {res['best_precision_at_recall_85']:.3f})")
+    print(
+        f"  precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}  "
+        f"AUC-PR {res['auc_pr']:.3f}  (tp {res['tp']}, fp {res['fp']}, fn {res['fn']}; "
+        f"best precision at recall>=0.85: {res['best_precision_at_recall_85']:.3f})"
+    )
     for kind, (hit, total) in res["per_kind"].items():
         print(f"  recall {kind:<18} {hit / max(total, 1):.2f}  ({hit}/{total})")
 
@@ -118,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rows, raw_labels = load_portfolio(args.generator, args.properties, args.months, args.seed)
-    labels: dict[Key, str] = {(str(lab["property_code"]), str(lab["document_type"]), str(lab["period"]),
-                               str(lab["account_code"])): str(lab["anomaly_kind"]) for lab in raw_labels}
+    labels: dict[Key, str] = {
+        (str(lab["property_code"]), str(lab["document_type"]), str(lab["period"]), str(lab["account_code"])): str(
+            lab["anomaly_kind"]
+        )
+        for lab in raw_labels
+    }
     adapted = line_table_from_rows(rows)
     table = adapted.table
     codes = adapted.property_codes
@@ -128,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     def key_of(row: int) -> Key:
-        return (str(codes[table.property_ids[row]]), str(table.document_types[row]),
-                period_to_string(int(table.periods[row])), str(table.account_codes[row]))
+        return (
+            str(codes[table.property_ids[row]]),
+            str(table.document_types[row]),
+            period_to_string(int(table.periods[row])),
+            str(table.account_codes[row]),
+        )
 
     scores: dict[Key, float] = {}
     flagged: set[Key] = set()
@@ -153,23 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     ours = evaluate("REIMS Anomaly" + (" (statistical only)" if args.no_pyod else ""), scores, flagged, labels)
     theirs = evaluate("REIMS2 baseline (|z|>2 trailing 12 or change >15%)", base, base_flagged, labels)
     n_lines = int((~table.is_total).sum())
-    print(f"portfolio: generator={args.generator} properties={args.properties} months={args.months} "
-          f"seed={args.seed}; {table.n_rows} lines ({n_lines} non-total), {len(labels)} labels; "
-          f"detection {elapsed:.1f}s")
+    print(
+        f"portfolio: generator={args.generator} properties={args.properties} months={args.months} "
+        f"seed={args.seed}; {table.n_rows} lines ({n_lines} non-total), {len(labels)} labels; "
+        f"detection {elapsed:.1f}s"
+    )
     print_report(ours)
     print_report(theirs)
-    print(f"== ratios: AUC-PR {ours['auc_pr'] / max(theirs['auc_pr'], 1e-12):.2f}x baseline, "
-          f"precision {ours['precision'] / max(theirs['precision'], 1e-12):.2f}x, "
-          f"false positives {ours['fp']} vs {theirs['fp']}")
+    print(
+        f"== ratios: AUC-PR {ours['auc_pr'] / max(theirs['auc_pr'], 1e-12):.2f}x baseline, "
+        f"precision {ours['precision'] / max(theirs['precision'], 1e-12):.2f}x, "
+        f"false positives {ours['fp']} vs {theirs['fp']}"
+    )
     footing = list(result.statement_findings)
-    print(f"statement findings (counted above, on total rows): {len(footing)} "
-          f"({sum(sf.anomaly_type == 'footing' for sf in footing)} footing, "
-          f"{sum(sf.anomaly_type == 'balance_mismatch' for sf in footing)} balance)")
-    print(f"insufficient history series: {len(result.insufficient_history)}; "
-          f"model selections: {len(result.selections)}; timings ms: {result.timings_ms}")
-    targets = (ours["precision"] >= 0.90 and ours["recall"] >= 0.85
-               and ours["auc_pr"] >= 2 * theirs["auc_pr"]
-               and all(h / max(t, 1) >= 0.7 for h, t in ours["per_kind"].values()))
+    print(
+        f"statement findings (counted above, on total rows): {len(footing)} "
+        f"({sum(sf.anomaly_type == 'footing' for sf in footing)} footing, "
+        f"{sum(sf.anomaly_type == 'balance_mismatch' for sf in footing)} balance)"
+    )
+    print(
+        f"insufficient history series: {len(result.insufficient_history)}; "
+        f"model selections: {len(result.selections)}; timings ms: {result.timings_ms}"
+    )
+    targets = (
+        ours["precision"] >= 0.90
+        and ours["recall"] >= 0.85
+        and ours["auc_pr"] >= 2 * theirs["auc_pr"]
+        and all(h / max(t, 1) >= 0.7 for h, t in ours["per_kind"].values())
+    )
     print("targets met" if targets else "targets NOT met")
     if args.show_errors:
         fps = sorted((k for k in flagged if k not in labels), key=lambda k: -scores.get(k, 0))[: args.show_errors]

@@ -170,12 +170,10 @@ def library_versions() -> dict[str, str]:
     import scipy
     import sklearn
 
-    return {"pyod": pyod.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "sklearn": sklearn.__version__}
+    return {"pyod": pyod.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__}
 
 
-def train_model(model_type: str, x: FloatArray, *, seed: int = 0,
-                feature_names: tuple[str, ...] = ()) -> FittedModel:
+def train_model(model_type: str, x: FloatArray, *, seed: int = 0, feature_names: tuple[str, ...] = ()) -> FittedModel:
     """Fit ``model_type`` (a catalogue name such as 'ECOD', or 'robust_z') on ``x``."""
     detector = make_detector(model_type, seed=seed).fit(x)
     return FittedModel(

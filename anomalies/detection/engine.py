@@ -34,10 +34,12 @@ from .detectors import MODEL_VERSION, FittedModel, train_model
 from .explanation import Explanation, explain
 from .features import (
     FEATURE_NAMES,
+    PATTERN_MISSING,
+    PATTERN_NAMES,
+    PATTERN_NONE,
     AnomalyFeatureEngineer,
     SeriesContext,
     compute_context,
-    decimal_shift_closeness,
 )
 from .scoring import FLAG_SCORE, score_from_z, severity
 from .selection import LLMConfig, ModelSelection, select_optimal_model_llm
@@ -50,10 +52,14 @@ OFF_SEASON_Z = 8.0  # evidence of a material posting in a month that is always e
 # PyOD adds evidence only where the statistics already see something (z >= PYOD_GATE_Z), by at
 # most PYOD_MAX_BOOST: it refines the ranking, it cannot raise an alarm on its own.
 PYOD_GATE_Z = 3.0
+# An error signature adds PATTERN_BONUS to a deviation of at least PATTERN_GATE_Z scales.
+PATTERN_GATE_Z = 3.0
+PATTERN_BONUS = 2.5
 PYOD_WEIGHT = 0.5
 PYOD_MAX_BOOST = 3.0
 PAIR_MATCH = 0.10  # misclassification: the two deviations cancel to within 10 %
-PAIR_MAX_DISTANCE = 2.0  # lines at most two positions apart in the document
+PAIR_MAX_DISTANCE = 2.0
+PAIR_PARTNER_Z = 1.5  # lines at most two positions apart in the document
 CV_INJECTIONS = ("decimal_shift", "sign_flip", "spike", "duplicate")
 
 
@@ -71,15 +77,27 @@ class SeriesModelKey:
 
 
 class ModelProvider(Protocol):
-    def get_or_train(self, key: SeriesModelKey, model_type: str, config: dict[str, Any],
-                     x_train: FloatArray, train: Callable[[], FittedModel]) -> FittedModel: ...
+    def get_or_train(
+        self,
+        key: SeriesModelKey,
+        model_type: str,
+        config: dict[str, Any],
+        x_train: FloatArray,
+        train: Callable[[], FittedModel],
+    ) -> FittedModel: ...
 
 
 class TrainingProvider:
     """Default provider: no cache, always trains."""
 
-    def get_or_train(self, key: SeriesModelKey, model_type: str, config: dict[str, Any],
-                     x_train: FloatArray, train: Callable[[], FittedModel]) -> FittedModel:
+    def get_or_train(
+        self,
+        key: SeriesModelKey,
+        model_type: str,
+        config: dict[str, Any],
+        x_train: FloatArray,
+        train: Callable[[], FittedModel],
+    ) -> FittedModel:
         del key, model_type, config, x_train
         return train()
 
@@ -150,8 +168,14 @@ class DetectionResult:
         return np.isfinite(self.anomaly_score)
 
 
-def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider: ModelProvider | None = None,
-                     llm: LLMConfig | None = None, seed: int = 0) -> DetectionResult:
+def detect_anomalies(
+    table: LineTable,
+    *,
+    use_pyod: bool = True,
+    model_provider: ModelProvider | None = None,
+    llm: LLMConfig | None = None,
+    seed: int = 0,
+) -> DetectionResult:
     """Score every non-total line of ``table`` and check every statement."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -174,8 +198,20 @@ def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider:
 
     t1 = time.perf_counter()
     if use_pyod and modelled.any():
-        pyod_z = _run_pyod(panel, ctx, feats.values, modelled, provider, llm, seed, detector_name,
-                           model_keys, versions, thresholds, selections)
+        pyod_z = _run_pyod(
+            panel,
+            ctx,
+            feats.values,
+            modelled,
+            provider,
+            llm,
+            seed,
+            detector_name,
+            model_keys,
+            versions,
+            thresholds,
+            selections,
+        )
     timings["models"] = _ms(t1)
 
     evidence = stat_z.copy()
@@ -195,8 +231,13 @@ def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider:
     result.selections = selections
     result.timings_ms = timings
     result.insufficient_history = [
-        InsufficientHistory(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]),
-                            int(ctx.n_observed[s]), tuple(int(r) for r in panel.rows[s] if r >= 0))
+        InsufficientHistory(
+            int(panel.property_ids[s]),
+            str(panel.document_types[s]),
+            str(panel.account_codes[s]),
+            int(ctx.n_observed[s]),
+            tuple(int(r) for r in panel.rows[s] if r >= 0),
+        )
         for s in np.flatnonzero(~modelled & (ctx.n_observed > 0))
     ]
     s_idx, t_idx = np.nonzero(observed & modelled[:, None])
@@ -221,8 +262,21 @@ def detect_anomalies(table: LineTable, *, use_pyod: bool = True, model_provider:
         result.severity[row] = severity(float(sev_score))
 
     t3 = time.perf_counter()
-    result.findings = _findings(panel, ctx, feats.values, flagged, scores, evidence, anomaly_type, partners,
-                                detector_name, model_keys, versions, thresholds, modelled)
+    result.findings = _findings(
+        panel,
+        ctx,
+        feats.values,
+        flagged,
+        scores,
+        evidence,
+        anomaly_type,
+        partners,
+        detector_name,
+        model_keys,
+        versions,
+        thresholds,
+        modelled,
+    )
     result.statement_findings = _unexplained(check_statements(table), table, result.is_anomaly)
     for sf in result.statement_findings:
         result.anomaly_type[sf.row] = sf.anomaly_type
@@ -244,10 +298,22 @@ def _unexplained(findings: list[StatementFinding], table: LineTable, flagged: np
     sheet: one event, reported once, on the line.
     """
     out = []
+    footed = {
+        (table.property_ids[sf.row], table.periods[sf.row], table.document_types[sf.row])
+        for sf in findings
+        if sf.anomaly_type == "footing"
+    }
     for sf in findings:
+        doc = (table.property_ids[sf.row], table.periods[sf.row], table.document_types[sf.row])
+        if sf.anomaly_type == "balance_mismatch" and doc in footed:
+            continue  # a class total that does not foot already explains the imbalance
         if sf.anomaly_type == "balance_mismatch":
-            same_doc = ((table.property_ids == table.property_ids[sf.row]) & (table.periods == table.periods[sf.row])
-                        & (table.document_types == table.document_types[sf.row]) & ~table.is_total)
+            same_doc = (
+                (table.property_ids == table.property_ids[sf.row])
+                & (table.periods == table.periods[sf.row])
+                & (table.document_types == table.document_types[sf.row])
+                & ~table.is_total
+            )
             if np.any(flagged[same_doc]):
                 continue
         out.append(sf)
@@ -263,51 +329,54 @@ def _empty_result(n: int) -> DetectionResult:
         return np.full(n, value, dtype=object)
 
     return DetectionResult(
-        anomaly_score=np.full(n, np.nan), is_anomaly=np.zeros(n, dtype=bool), severity=objects(""),
-        expected_value=np.full(n, np.nan), z_score=np.full(n, np.nan), percentage_change=np.full(n, np.nan),
-        direction=objects(""), anomaly_type=objects(""), detector=objects(""), model_key=objects(""),
-        model_version=objects(""), threshold=np.full(n, np.nan), findings=[], selections=[],
-        insufficient_history=[], statement_findings=[],
+        anomaly_score=np.full(n, np.nan),
+        is_anomaly=np.zeros(n, dtype=bool),
+        severity=objects(""),
+        expected_value=np.full(n, np.nan),
+        z_score=np.full(n, np.nan),
+        percentage_change=np.full(n, np.nan),
+        direction=objects(""),
+        anomaly_type=objects(""),
+        detector=objects(""),
+        model_key=objects(""),
+        model_version=objects(""),
+        threshold=np.full(n, np.nan),
+        findings=[],
+        selections=[],
+        insufficient_history=[],
+        statement_findings=[],
     )
 
 
 def _statistical_evidence(ctx: SeriesContext) -> FloatArray:
-    v = ctx.panel.values
     z = np.nan_to_num(ctx.point_z, nan=0.0, posinf=0.0)
+    # An error signature (the amount fits its context once a keying error is undone) is evidence
+    # beyond distance: a moderate deviation with a signature outranks a larger one without.
+    signed = (ctx.pattern != PATTERN_NONE) & (z >= PATTERN_GATE_Z)
+    z = np.where(signed, z + PATTERN_BONUS, z)
     z = np.maximum(z, ctx.step_z)
-    sign_against = (np.sign(v) * ctx.usual_sign[:, None] < 0) & (np.abs(v) >= 0.25 * ctx.typical[:, None])
-    z = np.where(sign_against, np.maximum(z, SIGN_FLIP_Z), z)
     z = np.where(ctx.off_season, np.maximum(z, OFF_SEASON_Z), z)
     return z
 
 
 def _classify(ctx: SeriesContext, evidence: FloatArray) -> np.ndarray:
-    """Anomaly type per cell, from the shape of the deviation (meaningful where flagged)."""
+    """Anomaly type per cell, from the error signature or the shape of the deviation."""
     v = ctx.panel.values
-    e = ctx.expected
     out = np.full(v.shape, "spike", dtype=object)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = v / e
     absent = (ctx.panel.rows < 0) & ctx.panel.document_present
-    duplicate = (ratio > 1.85) & (ratio < 2.15)
-    decimal = decimal_shift_closeness(v, e) >= 0.4
-    sign = (np.sign(v) * np.sign(e) < 0) & (np.abs(ratio) > 0.4) & (np.abs(ratio) < 2.5)
-    sign |= (np.sign(v) * ctx.usual_sign[:, None] < 0) & (np.abs(ratio) > 0.4)
-    missing = absent | ((v == 0) & (np.abs(e) > 0))
     level = (ctx.step_z >= np.nan_to_num(ctx.point_z)) & (ctx.step_z > 0)
-    seasonal = ctx.off_season
-    out[duplicate] = "duplicate"
     out[level] = "level_shift"
-    out[decimal] = "decimal_shift"
-    out[seasonal] = "seasonal"
-    out[sign] = "sign_flip"
-    out[missing] = "missing"
+    for code, name in PATTERN_NAMES.items():
+        out[ctx.pattern == code] = name
+    out[ctx.off_season] = "seasonal"
+    out[absent | ((v == 0) & (ctx.pattern == PATTERN_MISSING))] = "missing"
     del evidence
     return out
 
 
-def _pair_misclassifications(panel: SeriesPanel, ctx: SeriesContext, evidence: FloatArray,
-                             anomaly_type: np.ndarray) -> dict[tuple[int, int], int]:
+def _pair_misclassifications(
+    panel: SeriesPanel, ctx: SeriesContext, evidence: FloatArray, anomaly_type: np.ndarray
+) -> dict[tuple[int, int], int]:
     """Pair opposite, cancelling deviations of neighbouring lines of one document.
 
     The pair is one event: the receiving line keeps the (maximum) evidence and the type
@@ -318,10 +387,9 @@ def _pair_misclassifications(panel: SeriesPanel, ctx: SeriesContext, evidence: F
     v = np.nan_to_num(panel.values)
     dev = v - np.nan_to_num(ctx.expected)
     candidates = np.argwhere(evidence >= 5.0)
-    family_sigma = np.where(ctx.use_local, ctx.sigmas["centre"], ctx.sigmas["season_centre"])
-    family_sigma = np.nan_to_num(family_sigma, nan=0.1)
+    family_sigma = np.nan_to_num(ctx.expected_scale, nan=0.1)
     # d(u sinh y)/dy = u cosh y = sqrt(u^2 + x^2): the asinh-scale sigma in amount units.
-    amount_sigma = family_sigma[:, None] * np.hypot(ctx.unit[:, None], np.nan_to_num(ctx.expected))
+    amount_sigma = family_sigma * np.hypot(ctx.unit[:, None], np.nan_to_num(ctx.expected))
     if len(candidates) == 0:
         return partners
     # Series of the same document, by document id, sorted by position.
@@ -331,13 +399,17 @@ def _pair_misclassifications(panel: SeriesPanel, ctx: SeriesContext, evidence: F
         by_doc[int(d)] = members[np.argsort(panel.row_order[members])]
     used: set[tuple[int, int]] = set()
     for s, t in sorted(map(tuple, candidates), key=lambda st: -evidence[st[0], st[1]]):
-        if (s, t) in used or anomaly_type[s, t] in ("sign_flip",):
+        if (s, t) in used or anomaly_type[s, t] in ("sign_flip", "seasonal"):
             continue
         members = by_doc[int(panel.document_ids[s])]
         code = str(panel.account_codes[s])
         best, best_err = -1, PAIR_MATCH
         for o in members:
             if o == s or (o, t) in used or not np.isfinite(panel.values[o, t]):
+                continue
+            # The partner must deviate as well: noise on a volatile neighbour cancelling a
+            # deviation by chance is no misclassification.
+            if not np.nan_to_num(ctx.point_z[o, t]) >= PAIR_PARTNER_Z or anomaly_type[o, t] == "seasonal":
                 continue
             if abs(panel.row_order[o] - panel.row_order[s]) > PAIR_MAX_DISTANCE:
                 continue
@@ -380,14 +452,32 @@ def _contributions(x_series: FloatArray, t: int, observed: np.ndarray) -> list[d
     dist = np.minimum(dist, 1e3)
     total = float(dist.sum()) or 1.0
     order = np.argsort(-dist)[:5]
-    return [{"feature": FEATURE_NAMES[i], "value": round(float(x_series[t, i]), 6),
-             "contribution": round(float(dist[i] / total), 4)} for i in order if dist[i] > 0]
+    return [
+        {
+            "feature": FEATURE_NAMES[i],
+            "value": round(float(x_series[t, i]), 6),
+            "contribution": round(float(dist[i] / total), 4),
+        }
+        for i in order
+        if dist[i] > 0
+    ]
 
 
-def _findings(panel: SeriesPanel, ctx: SeriesContext, feats: FloatArray, flagged: np.ndarray, scores: FloatArray,
-              evidence: FloatArray, anomaly_type: np.ndarray, partners: dict[tuple[int, int], int],
-              detector_name: np.ndarray, model_keys: np.ndarray, versions: np.ndarray,
-              thresholds: FloatArray, modelled: np.ndarray) -> list[Finding]:
+def _findings(
+    panel: SeriesPanel,
+    ctx: SeriesContext,
+    feats: FloatArray,
+    flagged: np.ndarray,
+    scores: FloatArray,
+    evidence: FloatArray,
+    anomaly_type: np.ndarray,
+    partners: dict[tuple[int, int], int],
+    detector_name: np.ndarray,
+    model_keys: np.ndarray,
+    versions: np.ndarray,
+    thresholds: FloatArray,
+    modelled: np.ndarray,
+) -> list[Finding]:
     out: list[Finding] = []
     absent = (panel.rows < 0) & panel.document_present
     report = flagged.copy()
@@ -402,8 +492,12 @@ def _findings(panel: SeriesPanel, ctx: SeriesContext, feats: FloatArray, flagged
         contributions = _contributions(feats[s], int(t), observed)
         partner = partners.get((int(s), int(t)))
         explanation = explain(
-            kind, contributions, amount=amount, expected=expected,
-            computation_time_ms=0.0, usual_sign=float(ctx.usual_sign[s]),
+            kind,
+            contributions,
+            amount=amount,
+            expected=expected,
+            computation_time_ms=0.0,
+            usual_sign=float(ctx.usual_sign[s]),
             step_ratio=float(ctx.step_ratio[s, t]) if np.isfinite(ctx.step_ratio[s, t]) else None,
             partner_account=str(panel.account_codes[partner]) if partner is not None else None,
             seasonal_family=bool(ctx.use_seasonal[s] and not ctx.use_local[s]),
@@ -411,16 +505,30 @@ def _findings(panel: SeriesPanel, ctx: SeriesContext, feats: FloatArray, flagged
         explanation.computation_time_ms = round((time.perf_counter() - started) * 1000.0, 3)
         amt = 0.0 if row < 0 else amount
         pct = (amt - expected) / abs(expected) * 100.0 if expected else float("nan")
-        out.append(Finding(
-            row=row, property_id=int(panel.property_ids[s]), document_type=str(panel.document_types[s]),
-            account_code=str(panel.account_codes[s]), period=int(panel.period0 + t), amount=amount,
-            expected_value=expected, z_score=float(np.sign(amt - expected) * evidence[s, t]),
-            percentage_change=pct, direction="up" if amt >= expected else "down",
-            anomaly_score=float(scores[s, t]), severity=severity(float(scores[s, t])), anomaly_type=kind,
-            detector=str(detector_name[s]), model_key=str(model_keys[s]), model_version=str(versions[s]),
-            threshold=float(thresholds[s]), contributions=contributions, explanation=explanation,
-            related_rows=(int(panel.rows[partner, t]),) if partner is not None else (),
-        ))
+        out.append(
+            Finding(
+                row=row,
+                property_id=int(panel.property_ids[s]),
+                document_type=str(panel.document_types[s]),
+                account_code=str(panel.account_codes[s]),
+                period=int(panel.period0 + t),
+                amount=amount,
+                expected_value=expected,
+                z_score=float(np.sign(amt - expected) * evidence[s, t]),
+                percentage_change=pct,
+                direction="up" if amt >= expected else "down",
+                anomaly_score=float(scores[s, t]),
+                severity=severity(float(scores[s, t])),
+                anomaly_type=kind,
+                detector=str(detector_name[s]),
+                model_key=str(model_keys[s]),
+                model_version=str(versions[s]),
+                threshold=float(thresholds[s]),
+                contributions=contributions,
+                explanation=explanation,
+                related_rows=(int(panel.rows[partner, t]),) if partner is not None else (),
+            )
+        )
     return out
 
 
@@ -442,7 +550,9 @@ def synthetic_anomaly_rows(panel: SeriesPanel, series: IntArray, seed: int) -> d
     rows_idx = np.arange(len(values))
     values[rows_idx, positions] *= factors
     mini = SeriesPanel(
-        period0=panel.period0, values=values, rows=np.where(np.isfinite(values), 0, -1),
+        period0=panel.period0,
+        values=values,
+        rows=np.where(np.isfinite(values), 0, -1),
         document_present=np.repeat(panel.document_present[series], kinds, axis=0),
         property_ids=np.repeat(panel.property_ids[series], kinds),
         property_types=np.repeat(panel.property_types[series], kinds),
@@ -453,14 +563,25 @@ def synthetic_anomaly_rows(panel: SeriesPanel, series: IntArray, seed: int) -> d
         series_of_row=np.empty(0, dtype=np.int64),
     )
     feats = AnomalyFeatureEngineer().transform(compute_context(mini)).values
-    return {int(s): feats[i * kinds + np.arange(kinds), positions[i * kinds:(i + 1) * kinds]]
-            for i, s in enumerate(series)}
+    return {
+        int(s): feats[i * kinds + np.arange(kinds), positions[i * kinds : (i + 1) * kinds]] for i, s in enumerate(series)
+    }
 
 
-def _run_pyod(panel: SeriesPanel, ctx: SeriesContext, feats: FloatArray, modelled: np.ndarray,
-              provider: ModelProvider, llm: LLMConfig | None, seed: int, detector_name: np.ndarray,
-              model_keys: np.ndarray, versions: np.ndarray, thresholds: FloatArray,
-              selections: list[SelectionRecord]) -> FloatArray:
+def _run_pyod(
+    panel: SeriesPanel,
+    ctx: SeriesContext,
+    feats: FloatArray,
+    modelled: np.ndarray,
+    provider: ModelProvider,
+    llm: LLMConfig | None,
+    seed: int,
+    detector_name: np.ndarray,
+    model_keys: np.ndarray,
+    versions: np.ndarray,
+    thresholds: FloatArray,
+    selections: list[SelectionRecord],
+) -> FloatArray:
     """Select, train (through the provider) and apply one PyOD detector per modelled series."""
     out = np.zeros(panel.values.shape)
     series = np.flatnonzero(modelled)

@@ -16,10 +16,10 @@ Everything works on the dense ``(series, period)`` panel of :mod:`.table`:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .table import BoolArray, FloatArray, LineTable, SeriesPanel, build_panel
 
@@ -89,7 +89,7 @@ def _robust_scale(resid: FloatArray, active: BoolArray, floor: float = SIGMA_FLO
 
 @dataclass(frozen=True)
 class SeriesContext:
-    """Panel-wide context predictions, residual scales and point evidence."""
+    """Panel-wide context predictions, residual scales, behaviour and point evidence."""
 
     panel: SeriesPanel
     unit: FloatArray  # (S,) asinh unit u
@@ -108,6 +108,11 @@ class SeriesContext:
     step_z: FloatArray  # (S,T) evidence that a new level starts at t (0 elsewhere)
     off_season: BoolArray  # (S,T) a material posting where this calendar month is always empty
     step_ratio: FloatArray  # (S,T) new level / old level in amount units at a step
+    use_neighbour: BoolArray = None  # type: ignore[assignment]  # (S,) judged on its changes (a stock)
+    use_sizes: BoolArray = None  # type: ignore[assignment]  # (S,) intermittent: judged on non-zero sizes
+    behaviour: npt.NDArray[np.object_] = None  # type: ignore[assignment]  # (S,) behaviour class name
+    pattern: npt.NDArray[np.int8] = None  # type: ignore[assignment]  # (S,T) PATTERN_* code of an error signature
+    expected_scale: FloatArray = None  # type: ignore[assignment]  # (S,T) scale of expected_y (asinh units)
 
     def to_amount(self, y: FloatArray) -> FloatArray:
         return self.unit[:, None] * np.sinh(y)
@@ -115,17 +120,78 @@ class SeriesContext:
 
 LOCAL_PREDICTORS = ("left", "right", "centre")
 SEASONAL_PREDICTORS = ("season_left", "season_right", "season_centre")
+NEIGHBOUR_PREDICTORS = ("prev", "next")
+SIZE_PREDICTORS = ("sizes",)
+FAMILIES = {
+    "local": LOCAL_PREDICTORS,
+    "seasonal": SEASONAL_PREDICTORS,
+    "neighbour": NEIGHBOUR_PREDICTORS,
+    "sizes": SIZE_PREDICTORS,
+}
+# A line that is zero in at least this share of its months is intermittent (instalments, annual
+# items, capital works): its non-zero months are judged against the sizes of the others.
+INTERMITTENT_ZERO_SHARE = 0.3
+# The neighbour family (previous / next month) is for persistent series (stocks, step series):
+# on a series with independent monthly noise its residual scale is sqrt(2) times the local one,
+# so it is kept only when it is not clearly worse than the best other family.
+NEIGHBOUR_DOMINANCE = 1.3
+# Error signatures: the amount, with the error undone, fits its context again.
+PATTERN_NONE, PATTERN_DECIMAL, PATTERN_SIGN, PATTERN_DUPLICATE, PATTERN_MISSING = 0, 1, 2, 3, 4
+PATTERN_NAMES = {
+    PATTERN_DECIMAL: "decimal_shift",
+    PATTERN_SIGN: "sign_flip",
+    PATTERN_DUPLICATE: "duplicate",
+    PATTERN_MISSING: "missing",
+}
+PATTERN_FACTORS = (
+    (10.0, PATTERN_DECIMAL),
+    (100.0, PATTERN_DECIMAL),
+    (1000.0, PATTERN_DECIMAL),
+    (0.1, PATTERN_DECIMAL),
+    (0.01, PATTERN_DECIMAL),
+    (-1.0, PATTERN_SIGN),
+    (2.0, PATTERN_DUPLICATE),
+)
+PATTERN_FIT_Z = 2.0  # the corrected amount must sit within 2 scales of the context
+
+
+def _month_spread(r: FloatArray) -> FloatArray:
+    """Spread of the same calendar month's residual in the other years (leave-one-year-out).
+
+    An annual true-up or reconciliation makes one month irregular every year; that month is then
+    judged with its own spread.  The residual of the month itself is left out, so an error is never
+    part of its own yardstick.  Half the range of 2-3 values times 1.2 estimates a sigma.
+    """
+    stack = _window(r, [12 * k for k in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1) if k])
+    ok = np.isfinite(stack)
+    count = ok.sum(axis=-1)
+    hi = np.where(ok, stack, -np.inf).max(axis=-1)
+    lo = np.where(ok, stack, np.inf).min(axis=-1)
+    with np.errstate(invalid="ignore"):
+        spread = 0.6 * (hi - lo)
+    return np.where(count >= 2, spread, np.nan)
+
+
+IRREGULAR_MONTH = 3.0
+IRREGULAR_FACTOR = 2.0
+
+
+def _month_spread_size(r: FloatArray) -> FloatArray:
+    """Smallest |residual| of the same calendar month in the other years (NaN below two years)."""
+    stack = np.abs(_window(r, [12 * k for k in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1) if k]))
+    ok = np.isfinite(stack)
+    low = np.where(ok, stack, np.inf).min(axis=-1)
+    return np.where(ok.sum(axis=-1) >= 2, low, np.nan)
 
 
 def compute_context(panel: SeriesPanel) -> SeriesContext:
-    """Context predictions and standardised residuals for every cell of the panel."""
+    """Behaviour, context predictions, standardised residuals and error signatures per cell."""
     v = panel.values
     n_series, n_periods = v.shape
     finite = np.isfinite(v)
-    absval = np.where(finite & (v != 0), np.abs(v), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        typical = _row_nanmedian(absval)
+    nonzero = finite & (v != 0)
+    absval = np.where(nonzero, np.abs(v), np.nan)
+    typical = _row_nanmedian(absval)
     typical = np.where(np.isfinite(typical), typical, 1.0)
     pos = np.sum(finite & (v > 0), axis=1)
     neg = np.sum(finite & (v < 0), axis=1)
@@ -140,6 +206,9 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
     unit = np.maximum(unit, 1e-9)
     y = np.arcsinh(v / unit[:, None])
     n_observed = finite.sum(axis=1).astype(np.float64)
+    n_nonzero = nonzero.sum(axis=1)
+    zero_share = 1.0 - n_nonzero / np.maximum(n_observed, 1.0)
+    intermittent = (zero_share >= INTERMITTENT_ZERO_SHARE) & (n_nonzero >= 4)
 
     preds: dict[str, FloatArray] = {}
     preds["left"] = nanmedian_last(_window(y, range(1, LOCAL_WINDOW + 1)), 2)
@@ -148,6 +217,10 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
     preds["season_left"] = nanmedian_last(_window(y, [12 * k for k in range(1, SEASONAL_YEARS + 1)]), 1)
     preds["season_right"] = nanmedian_last(_window(y, [-12 * k for k in range(1, SEASONAL_YEARS + 1)]), 1)
     preds["season_centre"] = 0.5 * (preds["season_left"] + preds["season_right"])
+    preds["prev"] = _shift(y, 1)
+    preds["next"] = _shift(y, -1)
+    size_level = _row_nanmedian(np.where(nonzero, np.abs(y), np.nan))
+    preds["sizes"] = np.where(nonzero & intermittent[:, None], np.sign(y) * size_level[:, None], np.nan)
 
     # Cells where both the amount and its prediction are ~0 (a snow-removal line in July) say
     # nothing about the scale of real movements and would collapse the MAD to zero.
@@ -157,63 +230,127 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
         active = np.isfinite(resid[k]) & ((np.abs(y) > 0.05) | (np.abs(p) > 0.05))
         sigmas[k] = _robust_scale(resid[k], active)
 
-    # Which context family describes this series?  A family that "fails" (z > FAIL_Z) on a
-    # sizeable share of the history is systematically wrong for it: the local family on an
-    # annual insurance line or on payroll with three pay runs twice a year, the seasonal family
-    # on a line whose level moves.  Real errors are rare, so a failure rate of a few percent
-    # is a property of the series, not of its anomalies.
-    family_z: dict[str, FloatArray] = {}
-    for fam, names in (("local", LOCAL_PREDICTORS), ("seasonal", SEASONAL_PREDICTORS)):
-        z = np.full((n_series, n_periods), np.inf)
-        for k in names:
-            zk = np.abs(resid[k]) / sigmas[k][:, None]
-            z = np.where(np.isfinite(zk), np.minimum(z, zk), z)
-        family_z[fam] = np.where(np.isfinite(z), z, np.nan)
-    fail_local, n_local = _failure_rate(family_z["local"])
-    fail_season, n_season = _failure_rate(family_z["seasonal"])
-    has_local = n_local >= 6
-    has_season = n_season >= 6
-    local_bad = has_local & (fail_local > FAMILY_FAIL_RATE)
-    season_bad = has_season & (fail_season > FAMILY_FAIL_RATE)
-    # ... and a family whose residual scale is several times the other's adds only noise.
-    sig_local = sigmas["centre"]
-    sig_season = np.fmin(sigmas["season_centre"], np.fmax(sigmas["season_left"], sigmas["season_right"]))
-    season_worse = np.nan_to_num(sig_season) > SCALE_DOMINANCE * np.nan_to_num(sig_local, nan=np.inf)
-    local_worse = np.nan_to_num(sig_local) > SCALE_DOMINANCE * np.nan_to_num(sig_season, nan=np.inf)
-    # Failure rates decide first (a family that is systematically wrong goes), then scales.
-    drop_local = has_season & local_bad & (fail_season < FAMILY_DOMINANCE * fail_local)
-    drop_season = has_local & season_bad & (fail_local < FAMILY_DOMINANCE * fail_season)
-    undecided = ~drop_local & ~drop_season & has_local & has_season
-    drop_local |= undecided & local_worse
-    drop_season |= undecided & season_worse
-    use_seasonal = has_season & ~drop_season
-    use_local = has_local & ~(drop_local & use_seasonal)
-    strength = np.where(has_season & has_local, (fail_local - fail_season) / np.maximum(fail_local, 1e-9), 0.0)
-    seasonal_strength = np.clip(np.nan_to_num(strength), 0.0, 1.0)
+    # Each calendar month may carry its own spread (family-specific base residuals that never
+    # include the month's own value, see _month_spread).
+    local_base = _first_finite(preds, ("centre", "left", "right"))
+    spread_local = _month_spread(y - local_base)
+    spread_neighbour = _month_spread(resid["prev"])
+    family_spread = {
+        "local": spread_local,
+        "seasonal": spread_local,
+        "neighbour": spread_neighbour,
+        "sizes": np.full_like(y, np.nan),
+    }
 
-    # An absent line in a delivered document is evaluated as a zero posting.
+    def cell_scale(k: str, fam: str) -> FloatArray:
+        return np.fmax(sigmas[k][:, None], family_spread[fam])
+
+    # Which context families describe this series?  A family that "fails" (z > FAIL_Z) on a
+    # sizeable share of the history is systematically wrong for it: the local family on an
+    # annual insurance line, the seasonal family on a line whose level moves, the local family
+    # on a random-walking cash balance.  Real errors are rare, so a failure rate of a few percent
+    # is a property of the series, not of its anomalies.
     absent = (panel.rows < 0) & panel.document_present
     y_eval = np.where(absent, 0.0, y)
+    fit_z: dict[str, FloatArray] = {}
+    eval_z: dict[str, FloatArray] = {}
+    scales: dict[str, FloatArray] = {}
+    for fam, names in FAMILIES.items():
+        zf = np.full((n_series, n_periods), np.inf)
+        ze = np.full((n_series, n_periods), np.inf)
+        for k in names:
+            sc = cell_scale(k, fam)
+            scales[k] = sc
+            zk = np.abs(resid[k]) / sc
+            zf = np.where(np.isfinite(zk), np.minimum(zf, zk), zf)
+            zk = np.abs(y_eval - preds[k]) / sc
+            ze = np.where(np.isfinite(zk), np.minimum(ze, zk), ze)
+        fit_z[fam] = np.where(np.isfinite(zf), zf, np.nan)
+        eval_z[fam] = np.where(np.isfinite(ze), ze, np.nan)
+    fams = list(FAMILIES)
+    fail = np.stack([_failure_rate(fit_z[f])[0] for f in fams], axis=1)
+    count = np.stack([_failure_rate(fit_z[f])[1] for f in fams], axis=1)
+    fam_scale = np.stack(
+        [
+            sigmas["centre"],
+            np.fmin(sigmas["season_centre"], np.fmax(sigmas["season_left"], sigmas["season_right"])),
+            sigmas["prev"],
+            sigmas["sizes"],
+        ],
+        axis=1,
+    )
+    valid = (count >= 6) & np.isfinite(fam_scale)
+    fail_v = np.where(valid, fail, np.inf)
+    best_fail = fail_v.min(axis=1, keepdims=True)
+    good = valid & ~((fail > FAMILY_FAIL_RATE) & (best_fail < FAMILY_DOMINANCE * fail))
+    scale_g = np.where(good, fam_scale, np.inf)
+    best_scale = scale_g.min(axis=1, keepdims=True)
+    use = good & (fam_scale <= SCALE_DOMINANCE * best_scale)
+    nb = fams.index("neighbour")
+    others_best = np.delete(scale_g, nb, axis=1).min(axis=1)
+    use[:, nb] &= fam_scale[:, nb] <= NEIGHBOUR_DOMINANCE * others_best
+    # A series with no usable family yet falls back to the local one when it exists.
+    none = ~use.any(axis=1)
+    use[:, 0] |= none & valid[:, 0]
+    use_local, use_seasonal, use_neighbour, use_sizes = (use[:, i] for i in range(4))
+    strength = np.where(valid[:, 0] & valid[:, 1], (fail[:, 0] - fail[:, 1]) / np.maximum(fail[:, 0], 1e-9), 0.0)
+    seasonal_strength = np.clip(np.nan_to_num(strength), 0.0, 1.0)
+    behaviour = np.full(n_series, "flow", dtype=object)
+    behaviour[use_seasonal & ~use_local] = "seasonal"
+    behaviour[use_neighbour] = "stock"
+    behaviour[use_sizes] = "intermittent"
+    lo = np.min(np.where(finite, v, np.inf), axis=1, initial=np.inf)
+    hi = np.max(np.where(finite, v, -np.inf), axis=1, initial=-np.inf)
+    behaviour[(lo >= 0) & (hi <= 100) & (typical > 1) & use_neighbour] = "ratio"
+
     point_z = np.full((n_series, n_periods), np.inf)
     any_pred = np.zeros((n_series, n_periods), dtype=bool)
-    for names, use in ((LOCAL_PREDICTORS, use_local), (SEASONAL_PREDICTORS, use_seasonal)):
-        for k in names:
-            z = np.abs(y_eval - preds[k]) / sigmas[k][:, None]
-            ok = np.isfinite(z) & use[:, None]
-            point_z = np.where(ok, np.minimum(point_z, z), point_z)
-            any_pred |= ok
+    for i, fam in enumerate(fams):
+        z = eval_z[fam]
+        ok = np.isfinite(z) & use[:, i][:, None]
+        point_z = np.where(ok, np.minimum(point_z, z), point_z)
+        any_pred |= ok
     point_z = np.where(any_pred & np.isfinite(y_eval), point_z, np.nan)
     off_season = _off_season_postings(v, typical)
 
-    expected_y = _expected(preds, use_local, use_seasonal)
+    expected_y, expected_scale = _expected(preds, scales, use_local, use_seasonal, use_neighbour, use_sizes, fam_scale)
     expected = unit[:, None] * np.sinh(expected_y)
-    step_local, ratio_local = _level_steps(y, sigmas["centre"], use_local)
+    point_z = _isolated(point_z, y_eval - expected_y)
+    # A month that is irregular every year (an annual true-up, billed or refunded) varies by an
+    # additive amount: judge it in amount units against the other years' deviations in that month.
+    local_amount = unit[:, None] * np.sinh(local_base)
+    v_eval = np.where(absent, 0.0, v)
+    dev_lin = v_eval - local_amount
+    dev_other = np.where(finite, v - local_amount, np.nan)
+    spread_lin = _month_spread(dev_other)
+    # A month that departs from its local level in every other year is irregular: its deviations
+    # themselves (few, so doubled) are the yardstick, not only their spread.
+    size_other = _month_spread_size(dev_other)
+    sigma_lin = MAD_TO_SIGMA * _row_nanmedian(np.abs(dev_other))
+    irregular = size_other > IRREGULAR_MONTH * np.maximum(sigma_lin, SIGMA_FLOOR * typical)[:, None]
+    spread_lin = np.where(irregular, np.fmax(spread_lin, IRREGULAR_FACTOR * size_other), spread_lin)
+    floor_lin = SIGMA_FLOOR * typical[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_lin = np.abs(dev_lin) / np.fmax(spread_lin, floor_lin)
+    point_z = np.where(np.isfinite(z_lin) & np.isfinite(point_z), np.minimum(point_z, z_lin), point_z)
+    # A month is judged once its series has MIN_PRIOR earlier observations: the opening months
+    # are what the history starts from (opening balances, first changes), not deviations from it.
+    prior = np.cumsum(finite, axis=1) - finite
+    point_z = np.where(prior >= MIN_PRIOR, point_z, np.nan)
+    pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
+
+    flow_steps = use_local & ~use_neighbour & ~use_sizes
+    step_local, ratio_local = _level_steps(y, sigmas["centre"], flow_steps)
     # Seasonal lines: look for the step in the year-over-year residual (against earlier years,
     # and against later years for shifts in the first year).
-    step_sl, ratio_sl = _level_steps(y - preds["season_left"], sigmas["season_left"], use_seasonal & ~use_local)
-    step_sr, ratio_sr = _level_steps(y - preds["season_right"], sigmas["season_right"], use_seasonal & ~use_local)
-    step_z = np.maximum(step_local, np.maximum(step_sl, step_sr))
+    season_steps = use_seasonal & ~use_local & ~use_sizes
+    step_sl, ratio_sl = _level_steps(y - preds["season_left"], sigmas["season_left"], season_steps)
+    step_sr, ratio_sr = _level_steps(y - preds["season_right"], sigmas["season_right"], season_steps)
+    step_nb, ratio_nb = _persistent_jumps(y, scales["prev"], use_neighbour & ~use_sizes, usual_sign != 0)
+    step_z = np.maximum(np.maximum(step_local, step_nb), np.maximum(step_sl, step_sr))
+    step_z = np.where(prior >= MIN_PRIOR, step_z, 0.0)
     step_ratio = np.where(step_local > 0, ratio_local, np.where(step_sl >= step_sr, ratio_sl, ratio_sr))
+    step_ratio = np.where(step_nb > 0, ratio_nb, step_ratio)
     return SeriesContext(
         panel=panel,
         unit=unit,
@@ -232,7 +369,93 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
         step_z=step_z,
         off_season=off_season,
         step_ratio=step_ratio,
+        use_neighbour=use_neighbour,
+        use_sizes=use_sizes,
+        behaviour=behaviour,
+        pattern=pattern,
+        expected_scale=expected_scale,
     )
+
+
+# A point deviation that its neighbour month shares (same direction, similar size) is a level
+# that lasted, not a one-off: it is left to the level-shift logic.
+RUN_SIMILARITY = 0.5
+RUN_Z = 3.0
+
+
+def _isolated(point_z: FloatArray, dev: FloatArray) -> FloatArray:
+    """Point evidence only for deviations that revert: cap cells that form a run with a neighbour."""
+    z = np.nan_to_num(point_z)
+    d = np.nan_to_num(dev)
+    out = point_z.copy()
+    for k in (1, -1):
+        zn = _shift(z, k)
+        dn = np.nan_to_num(_shift(d, k))
+        run = (zn >= RUN_Z) & (d * dn > 0) & (np.abs(d - dn) < RUN_SIMILARITY * np.abs(d))
+        out = np.where(run, np.minimum(out, RUN_Z), out)
+    return out
+
+
+# A persistent series (judged on its changes) has a level shift where one change is several times
+# its usual non-zero change and the following months stay at the new level.
+JUMP_MIN_AFTER = 2
+MIN_PRIOR = 3
+
+
+def _persistent_jumps(
+    y: FloatArray, scale_prev: FloatArray, use: BoolArray, one_signed: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    d = y - _shift(y, 1)
+    absd = np.abs(d)
+    moving = np.isfinite(d) & (absd > 1e-9)
+    usual = _row_nanmedian(np.where(moving, absd, np.nan))
+    usual = np.where(moving.sum(axis=1) >= 3, usual, 0.0)  # a single move is the jump itself
+    scale = np.fmax(scale_prev, np.nan_to_num(usual, nan=0.0)[:, None])
+    z = absd / scale
+    # The new level holds: the next JUMP_MIN_AFTER months stay closer to it than to the old one.
+    holds = np.ones_like(moving)
+    for k in range(1, JUMP_MIN_AFTER + 1):
+        after = _shift(y, -k)
+        holds &= np.isfinite(after) & (np.abs(after - y) < 0.5 * absd)
+    before = _shift(d, 1)
+    quiet_before = ~(np.abs(np.nan_to_num(before)) > 0.5 * absd)
+    material = ~one_signed[:, None] | (absd >= np.log1p(LEVEL_SHIFT_MIN_CHANGE))
+    ok = moving & holds & quiet_before & material & use[:, None] & np.isfinite(z)
+    return np.where(ok, z, 0.0), np.where(ok, np.exp(d), np.nan)
+
+
+def _patterns(
+    v: FloatArray,
+    unit: FloatArray,
+    absent: BoolArray,
+    preds: dict[str, FloatArray],
+    scales: dict[str, FloatArray],
+    use: BoolArray,
+    point_z: FloatArray,
+    expected_y: FloatArray,
+    usual_sign: FloatArray,
+    typical: FloatArray,
+) -> npt.NDArray[np.int8]:
+    """Error signature per cell: undoing a keying error (x10, x100, /100, sign, x2) makes the
+    amount fit its context again, or the amount is 0 / absent where the context is not."""
+    out = np.zeros(v.shape, dtype=np.int8)
+    names = [(k, i) for i, fam in enumerate(FAMILIES) for k in FAMILIES[fam]]
+    best = np.full(v.shape, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for factor, code in PATTERN_FACTORS:
+            yf = np.arcsinh(v / factor / unit[:, None])
+            zf = np.full(v.shape, np.inf)
+            for k, i in names:
+                z = np.abs(yf - preds[k]) / scales[k]
+                ok = np.isfinite(z) & use[:, i][:, None]
+                zf = np.where(ok, np.minimum(zf, z), zf)
+            better = (zf <= PATTERN_FIT_Z) & (zf < best)
+            out = np.where(better, np.int8(code), out)
+            best = np.where(better, zf, best)
+    zero = (absent | (np.isfinite(v) & (v == 0))) & (np.abs(np.nan_to_num(expected_y)) > 1.0)
+    out = np.where(zero, np.int8(PATTERN_MISSING), out)
+    # Only a real deviation can carry a signature.
+    return np.where(np.nan_to_num(point_z) > 0, out, np.int8(PATTERN_NONE)).astype(np.int8)
 
 
 def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
@@ -250,7 +473,10 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
         if k:
             recurs |= _shift(filled.astype(np.float64), 12 * k) == 1
     n_filled = filled.sum(axis=1)
-    calendar_line = (n_filled >= 6) & ((filled & recurs).sum(axis=1) >= 0.7 * np.maximum(n_filled, 1))
+    # A calendar line: every posting but at most one in ten (the misplaced ones) recurs in the same
+    # month of another year.
+    stray = (filled & ~recurs).sum(axis=1)
+    calendar_line = (n_filled >= 6) & (stray <= np.maximum(2, 0.15 * n_filled))
     out = material & calendar_line[:, None]
     for month_offset in (-1, 0, 1):
         others_empty = np.zeros_like(empty, dtype=np.int64)
@@ -265,6 +491,16 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
         # (so that two misplaced postings in adjacent months do not hide each other).
         allowed_filled = 0 if month_offset == 0 else 1
         out &= (others_empty >= 2) & (others_filled <= allowed_filled)
+    # ... and the line has a season: the calendar months it is posted in (in the other years) form
+    # one contiguous block (snow removal December-March), not a quarterly or scattered pattern.
+    n_s, n_t = v.shape
+    month = np.arange(n_t) % 12
+    by_month = np.zeros((n_s, 12))
+    np.add.at(by_month.T, month, filled.T.astype(np.float64))
+    others = by_month[:, None, :] - (filled[:, :, None] & (month[None, :, None] == np.arange(12)))
+    posted = others >= 2  # regular months only: one stray posting does not make a season
+    starts = (posted & ~np.roll(posted, 1, axis=-1)).sum(axis=-1)
+    out &= (starts == 1) & (posted.sum(axis=-1) <= 9)
     return out
 
 
@@ -274,41 +510,58 @@ def _failure_rate(z: FloatArray) -> tuple[FloatArray, FloatArray]:
     return fails / np.maximum(n, 1.0), n
 
 
-def _family_quality(
-    resid: dict[str, FloatArray], preds: dict[str, FloatArray], names: tuple[str, ...], y: FloatArray
-) -> FloatArray:
-    """Median |residual| of the first predictor of the family that exists at each cell.
-
-    Cells where the amount and the prediction are both ~0 are left out: a winter-only line is
-    trivially "predicted" by its zero neighbours all summer, which says nothing.
-    """
-    r = np.full_like(y, np.nan)
-    for k in reversed(names):
-        active = (np.abs(y) > 0.05) | (np.abs(preds[k]) > 0.05)
-        r = np.where(np.isfinite(resid[k]), np.where(active, np.abs(resid[k]), np.nan), r)
-    out = _row_nanmedian(r)
-    # Fewer than 6 residuals is no basis for choosing a family.
-    out[np.sum(np.isfinite(r), axis=1) < 6] = np.nan
-    return np.where(np.isfinite(out), np.maximum(out, SIGMA_FLOOR / 2), np.nan)
-
-
-def _expected(preds: dict[str, FloatArray], use_local: BoolArray, use_seasonal: BoolArray) -> FloatArray:
-    """Best single expectation: centred beats one-sided; seasonal when the series is seasonal."""
-    loc = preds["centre"]
-    loc = np.where(np.isfinite(loc), loc, preds["left"])
-    loc = np.where(np.isfinite(loc), loc, preds["right"])
-    sea = preds["season_centre"]
-    sea = np.where(np.isfinite(sea), sea, preds["season_left"])
-    sea = np.where(np.isfinite(sea), sea, preds["season_right"])
-    prefer_season = (use_seasonal & ~use_local)[:, None]
-    first = np.where(prefer_season, sea, loc)
-    second = np.where(prefer_season, loc, sea)
-    return np.where(np.isfinite(first), first, second)
+def _expected(
+    preds: dict[str, FloatArray],
+    scales: dict[str, FloatArray],
+    use_local: BoolArray,
+    use_seasonal: BoolArray,
+    use_neighbour: BoolArray,
+    use_sizes: BoolArray,
+    fam_scale: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Best single expectation and its scale: the centred prediction of the best used family."""
+    cands = {
+        "local": (_first_finite(preds, ("centre", "left", "right")), _first_finite(scales, ("centre", "left", "right"))),
+        "seasonal": (
+            _first_finite(preds, ("season_centre", "season_left", "season_right")),
+            _first_finite(scales, ("season_centre", "season_left", "season_right")),
+        ),
+        "neighbour": (
+            _first_finite(
+                {"i": 0.5 * (preds["prev"] + preds["next"]), "p": preds["prev"], "n": preds["next"]}, ("i", "p", "n")
+            ),
+            _first_finite(scales, ("prev", "next")),
+        ),
+        "sizes": (preds["sizes"], scales["sizes"]),
+    }
+    uses = {"local": use_local, "seasonal": use_seasonal, "neighbour": use_neighbour, "sizes": use_sizes}
+    # The neighbour interpolation is the last resort: an outlier next door would pull it.
+    rank_scale = fam_scale * np.array([1.0, 1.0, 2.0 * NEIGHBOUR_DOMINANCE, 1.0])
+    order = np.argsort(np.where(np.stack(list(uses.values()), axis=1), rank_scale, np.inf), axis=1, kind="stable")
+    names = list(cands)
+    exp = np.full(preds["centre"].shape, np.nan)
+    scl = np.full(preds["centre"].shape, np.nan)
+    # Fill from the worst-ranked family to the best so that the best available one wins.
+    for rank in range(len(names) - 1, -1, -1):
+        for i, name in enumerate(names):
+            sel = (order[:, rank] == i)[:, None]
+            p, s = cands[name]
+            ok = sel & np.isfinite(p)
+            exp = np.where(ok, p, exp)
+            scl = np.where(ok, s, scl)
+    # Cells no family predicts fall back to any prediction (local first).
+    for name in ("local", "seasonal", "neighbour"):
+        p, s = cands[name]
+        miss = ~np.isfinite(exp) & np.isfinite(p)
+        exp = np.where(miss, p, exp)
+        scl = np.where(miss, s, scl)
+    return exp, scl
 
 
 # A new level must differ from the old one by at least this share to count as a level shift:
 # annual rent escalations (2-5 %) and CPI steps are normal business.
 LEVEL_SHIFT_MIN_CHANGE = 0.10
+LEVEL_SHIFT_USUAL = 2.5
 LEVEL_SHIFT_MIN_AFTER = 2  # points at the new level (including the first) to call it a level
 
 
@@ -352,6 +605,13 @@ def _level_steps(y: FloatArray, sigma: FloatArray, use: BoolArray) -> tuple[Floa
     prev_old = np.abs(prev - before) < np.abs(prev - after)
     # On the asinh scale a step of 0.1 is ~10 % for ordinary amounts.
     material = np.abs(step) >= np.log1p(LEVEL_SHIFT_MIN_CHANGE)
+    # ... and several times the series' usual non-zero month-to-month change (occupancy moving
+    # by a unit, a rent escalation): a step of the usual kind is business as usual.
+    d = np.abs(y - _shift(y, 1))
+    moves = np.isfinite(d) & (d > 1e-9)
+    usual = _row_nanmedian(np.where(moves, d, np.nan))
+    usual = np.where(moves.sum(axis=1) >= 3, usual, 0.0)  # a single move is the step itself
+    material &= np.abs(step) >= LEVEL_SHIFT_USUAL * np.nan_to_num(usual, nan=0.0)[:, None]
     ok = at_new & prev_old & material & np.isfinite(z) & use[:, None]
     ratio = np.exp(step)
     return np.where(ok, z, 0.0), np.where(ok, ratio, np.nan)

@@ -83,16 +83,18 @@ def _eval(actual: Any, op: str, value: Any) -> bool:
     return False
 
 
-def rule_candidates(characteristics: dict[str, Any], *, priority: str = "speed",
-                    top_k: int = TOP_K) -> tuple[list[str], str]:
+def rule_candidates(
+    characteristics: dict[str, Any], *, priority: str = "speed", top_k: int = TOP_K
+) -> tuple[list[str], str]:
     """Top detectors by PyOD's routing rules, available here and cheap enough: (names, reason)."""
     profile = {"data_type": "tabular", **characteristics}
     allowed = {a.name for a in runnable_tabular(MAX_COST)}
     recs: dict[str, tuple[float, str]] = {}
     for rule in routing_rules():
         conds = rule.get("conditions", [])
-        if not all(_eval(priority if c["field"] == "priority" else profile.get(c["field"]), c["op"], c["value"])
-                   for c in conds):
+        if not all(
+            _eval(priority if c["field"] == "priority" else profile.get(c["field"]), c["op"], c["value"]) for c in conds
+        ):
             continue
         for rec in rule.get("recommendations", []):
             name = rec["detector"]
@@ -122,8 +124,7 @@ def build_llm_prompt(characteristics: dict[str, Any], catalogue: list[AlgorithmI
     ]
     lines += [f"- {a.name} | {a.family} | {a.cost} | {a.best_for}" for a in catalogue]
     lines.append(
-        'Answer with JSON only: {"models": [three names from the list, best first], '
-        '"reasoning": "one or two sentences"}'
+        'Answer with JSON only: {"models": [three names from the list, best first], "reasoning": "one or two sentences"}'
     )
     return "\n".join(lines)
 
@@ -134,8 +135,7 @@ def ask_llm(characteristics: dict[str, Any], llm: LLMConfig) -> tuple[list[str],
 
     catalogue = runnable_tabular(MAX_COST)
     allowed = {a.name for a in catalogue}
-    client = openai.OpenAI(api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout_seconds,
-                           max_retries=0)
+    client = openai.OpenAI(api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout_seconds, max_retries=0)
     response = client.chat.completions.create(
         model=llm.model,
         messages=[
@@ -165,9 +165,14 @@ def ask_llm(characteristics: dict[str, Any], llm: LLMConfig) -> tuple[list[str],
     return known[:TOP_K], reasoning
 
 
-def select_optimal_model_llm(characteristics: dict[str, Any], *, llm: LLMConfig | None,
-                             x_history: FloatArray | None = None, x_anomalies: FloatArray | None = None,
-                             seed: int = 0) -> ModelSelection:
+def select_optimal_model_llm(
+    characteristics: dict[str, Any],
+    *,
+    llm: LLMConfig | None,
+    x_history: FloatArray | None = None,
+    x_anomalies: FloatArray | None = None,
+    seed: int = 0,
+) -> ModelSelection:
     """Rules propose, the LLM (if configured) re-ranks, cross-validation on the history decides."""
     rules, rule_reason = rule_candidates(characteristics)
     llm_models: list[str] | None = None
@@ -188,12 +193,17 @@ def select_optimal_model_llm(characteristics: dict[str, Any], *, llm: LLMConfig 
     if scores:
         best = max(scores.values())
         near = [n for n in candidates if scores.get(n, -1.0) >= best - CV_TIE]
-        selected = min(near, key=lambda n: (SCORING_COST_ORDER.index(n) if n in SCORING_COST_ORDER
-                                            else len(SCORING_COST_ORDER), candidates.index(n)))
+        selected = min(
+            near,
+            key=lambda n: (
+                SCORING_COST_ORDER.index(n) if n in SCORING_COST_ORDER else len(SCORING_COST_ORDER),
+                candidates.index(n),
+            ),
+        )
         cv: float | None = scores.get(selected)
     else:
         selected, cv = candidates[0], None
-    reason = (f"LLM: {llm_reason}" if source == "llm" else f"Rules: {rule_reason}")
+    reason = f"LLM: {llm_reason}" if source == "llm" else f"Rules: {rule_reason}"
     if scores:
         reason += "; cross-validation AUC " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items())
     return ModelSelection(
@@ -209,8 +219,9 @@ def select_optimal_model_llm(characteristics: dict[str, Any], *, llm: LLMConfig 
     )
 
 
-def cross_validate_candidates(x_history: FloatArray, candidates: list[str], seed: int, *,
-                              x_anomalies: FloatArray | None = None) -> dict[str, float]:
+def cross_validate_candidates(
+    x_history: FloatArray, candidates: list[str], seed: int, *, x_anomalies: FloatArray | None = None
+) -> dict[str, float]:
     """AUC of each candidate at ranking injected anomalies above the series' own rows.
 
     ``x_anomalies`` are feature rows of the same series with synthetic errors injected (see

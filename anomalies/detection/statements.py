@@ -83,19 +83,34 @@ def _check_document(table: LineTable, rows: np.ndarray) -> list[StatementFinding
         diff = float(amounts[i]) - expected
         tol = tolerance(float(amounts[i]))
         if abs(diff) > tol:
-            out.append(StatementFinding(
-                row=int(rows[i]), anomaly_type="footing", amount=float(amounts[i]), expected_value=expected,
-                difference=diff, tolerance=tol, covered_rows=tuple(int(rows[j]) for j in covered),
-                sentence=(f"Total {codes[i]} is {amounts[i]:,.2f} but its {len(covered)} lines "
-                          f"starting with '{prefix}' sum to {expected:,.2f} (off by {diff:,.2f})."),
-            ))
+            out.append(
+                StatementFinding(
+                    row=int(rows[i]),
+                    anomaly_type="footing",
+                    amount=float(amounts[i]),
+                    expected_value=expected,
+                    difference=diff,
+                    tolerance=tol,
+                    covered_rows=tuple(int(rows[j]) for j in covered),
+                    sentence=(
+                        f"Total {codes[i]} is {amounts[i]:,.2f} but its {len(covered)} lines "
+                        f"starting with '{prefix}' sum to {expected:,.2f} (off by {diff:,.2f})."
+                    ),
+                )
+            )
     if str(table.document_types[rows[0]]) == "balance_sheet":
         out.extend(_check_balance(table, rows, codes, amounts, detail, class_totals))
     return out
 
 
-def _check_balance(table: LineTable, rows: np.ndarray, codes: list[str], amounts: np.ndarray,
-                   detail: np.ndarray, class_totals: dict[str, tuple[int, float]]) -> list[StatementFinding]:
+def _check_balance(
+    table: LineTable,
+    rows: np.ndarray,
+    codes: list[str],
+    amounts: np.ndarray,
+    detail: np.ndarray,
+    class_totals: dict[str, tuple[int, float]],
+) -> list[StatementFinding]:
     del table
     sums: dict[str, float] = {}
     anchor: dict[str, int] = {}
@@ -113,9 +128,15 @@ def _check_balance(table: LineTable, rows: np.ndarray, codes: list[str], amounts
     tol = tolerance(assets)
     if abs(diff) <= tol:
         return []
-    return [StatementFinding(
-        row=anchor["1"], anomaly_type="balance_mismatch", amount=assets, expected_value=claims,
-        difference=diff, tolerance=tol, covered_rows=(anchor["2"], anchor["3"]),
-        sentence=(f"Assets {assets:,.2f} differ from liabilities + equity {claims:,.2f} "
-                  f"by {diff:,.2f}."),
-    )]
+    return [
+        StatementFinding(
+            row=anchor["1"],
+            anomaly_type="balance_mismatch",
+            amount=assets,
+            expected_value=claims,
+            difference=diff,
+            tolerance=tol,
+            covered_rows=(anchor["2"], anchor["3"]),
+            sentence=(f"Assets {assets:,.2f} differ from liabilities + equity {claims:,.2f} by {diff:,.2f}."),
+        )
+    ]

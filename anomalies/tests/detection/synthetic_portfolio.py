@@ -46,7 +46,7 @@ def _property_lines(rng: np.random.Generator, ptype: str, months: int) -> dict[s
     esc = 1.0 + rng.uniform(0.02, 0.04)
     years_passed = (t + (12 - anniversary)) // 12 - (1 if anniversary else 0)
     years_passed = np.maximum(years_passed, 0)
-    rent = scale * esc ** years_passed
+    rent = scale * esc**years_passed
     if ptype in ("multifamily", "hotel"):
         rent = rent * (1 + rng.normal(0, 0.015, months))
     if ptype == "hotel":
@@ -157,8 +157,9 @@ _STABLE = ("4010-0000", "4030-0000", "5070-0000", "5080-0000", "5030-0000", "RR-
 _SEASONAL = ("5050-0000", "5060-0000")
 
 
-def generate_synthetic_portfolio(*, properties: int = 10, months: int = 36, seed: int = 0,
-                                 anomalies_per_property: int = 6) -> SyntheticPortfolio:
+def generate_synthetic_portfolio(
+    *, properties: int = 10, months: int = 36, seed: int = 0, anomalies_per_property: int = 6
+) -> SyntheticPortfolio:
     """A labelled portfolio; totals are recomputed after injection (a ledger system sums)."""
     rng = np.random.default_rng(seed)
     out = SyntheticPortfolio()
@@ -190,8 +191,11 @@ def generate_synthetic_portfolio(*, properties: int = 10, months: int = 36, seed
                 used.add(("income_statement", acct, m))
                 out.labels.append(_label(code, "income_statement", _period(start_year, m), acct, kind))
                 continue
-            doc = "income_statement" if rng.random() < 0.7 else str(rng.choice(
-                ["balance_sheet", "mortgage_statement", "rent_roll", "cash_flow"]))
+            doc = (
+                "income_statement"
+                if rng.random() < 0.7
+                else str(rng.choice(["balance_sheet", "mortgage_statement", "rent_roll", "cash_flow"]))
+            )
             accts = list(docs[doc])
             if kind == "misclassification":
                 doc = "income_statement" if rng.random() < 0.8 else "balance_sheet"
@@ -246,8 +250,7 @@ def generate_synthetic_portfolio(*, properties: int = 10, months: int = 36, seed
                         continue
                     out.rows.append(_row(code, ptype, doc, period, acct, float(series[m]), False))
                 for total_code, prefix in totals:
-                    amount = sum(float(s[m]) for a, s in accts.items()
-                                 if a.startswith(prefix) and (doc, a, m) not in absent)
+                    amount = sum(float(s[m]) for a, s in accts.items() if a.startswith(prefix) and (doc, a, m) not in absent)
                     out.rows.append(_row(code, ptype, doc, period, total_code, round(amount, 2), True))
     return out
 
@@ -267,5 +270,4 @@ def _row(code: str, ptype: str, doc: str, period: str, acct: str, amount: float,
 
 
 def _label(code: str, doc: str, period: str, acct: str, kind: str) -> dict[str, Any]:
-    return {"property_code": code, "document_type": doc, "period": period,
-            "account_code": acct, "anomaly_kind": kind}
+    return {"property_code": code, "document_type": doc, "period": period, "account_code": acct, "anomaly_kind": kind}

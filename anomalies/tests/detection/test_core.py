@@ -21,8 +21,20 @@ START = period_from_string("2021-01")
 
 
 def table_of(series: dict[tuple[int, str, str], list[float | None]], totals: dict | None = None) -> LineTable:
-    cols: dict[str, list] = {k: [] for k in ("line_ids", "property_ids", "property_types", "document_types",
-                                             "account_codes", "periods", "amounts", "is_total", "row_order")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "line_ids",
+            "property_ids",
+            "property_types",
+            "document_types",
+            "account_codes",
+            "periods",
+            "amounts",
+            "is_total",
+            "row_order",
+        )
+    }
     order = {}
     for (pid, doc, code), values in series.items():
         for t, v in enumerate(values):
@@ -30,9 +42,16 @@ def table_of(series: dict[tuple[int, str, str], list[float | None]], totals: dic
                 continue
             pos = order.setdefault((pid, doc, t), 0)
             order[(pid, doc, t)] = pos + 1
-            for k, val in (("property_ids", pid), ("property_types", "office"), ("document_types", doc),
-                           ("account_codes", code), ("periods", START + t), ("amounts", v), ("is_total", False),
-                           ("row_order", pos)):
+            for k, val in (
+                ("property_ids", pid),
+                ("property_types", "office"),
+                ("document_types", doc),
+                ("account_codes", code),
+                ("periods", START + t),
+                ("amounts", v),
+                ("is_total", False),
+                ("row_order", pos),
+            ):
                 cols[k].append(val)
     cols["line_ids"] = list(range(len(cols["periods"])))
     return LineTable.from_columns(**cols)
@@ -57,8 +76,10 @@ def test_catalogue_comes_from_pyod_knowledge_base() -> None:
     assert all({"name", "full_name", "family", "cost", "available", "unavailable_reason"} <= set(a) for a in algos)
 
 
-@pytest.mark.parametrize(("factor", "kind"), [(10.0, "decimal_shift"), (-1.0, "sign_flip"), (2.0, "duplicate"),
-                                              (0.0, "missing"), (0.01, "decimal_shift")])
+@pytest.mark.parametrize(
+    ("factor", "kind"),
+    [(10.0, "decimal_shift"), (-1.0, "sign_flip"), (2.0, "duplicate"), (0.0, "missing"), (0.01, "decimal_shift")],
+)
 def test_point_errors_on_a_rent_line(factor: float, kind: str) -> None:
     values = rent()
     values[20] *= factor
@@ -75,9 +96,13 @@ def test_point_errors_on_a_rent_line(factor: float, kind: str) -> None:
 def test_escalations_and_lumpy_lines_are_normal() -> None:
     insurance = [24_000.0 * 1.05 ** (t // 12) if t % 12 == 5 else 0.0 for t in range(36)]
     tax = [30_000.0 if t % 12 in (3, 9) else 0.0 for t in range(36)]
-    table = table_of({(1, "income_statement", "4010-0000"): rent(),
-                      (1, "income_statement", "5020-0000"): insurance,
-                      (1, "income_statement", "5010-0000"): tax})
+    table = table_of(
+        {
+            (1, "income_statement", "4010-0000"): rent(),
+            (1, "income_statement", "5020-0000"): insurance,
+            (1, "income_statement", "5010-0000"): tax,
+        }
+    )
     result = detect_anomalies(table, use_pyod=False)
     assert not result.is_anomaly.any()
 
@@ -111,13 +136,15 @@ def test_misclassification_flags_the_pair_once_each() -> None:
 
 
 def test_short_nan_zero_and_constant_series_never_crash() -> None:
-    table = table_of({
-        (1, "income_statement", "4010-0000"): [100.0, 5_000.0, 100.0],  # 3 points: not modelled
-        (1, "income_statement", "4020-0000"): [0.0] * 24,
-        (1, "income_statement", "4030-0000"): [7.0] * 24,
-        (1, "income_statement", "4040-0000"): [float("nan")] * 12 + [5.0] * 12,
-        (2, "balance_sheet", "1010-0000"): [1.0],
-    })
+    table = table_of(
+        {
+            (1, "income_statement", "4010-0000"): [100.0, 5_000.0, 100.0],  # 3 points: not modelled
+            (1, "income_statement", "4020-0000"): [0.0] * 24,
+            (1, "income_statement", "4030-0000"): [7.0] * 24,
+            (1, "income_statement", "4040-0000"): [float("nan")] * 12 + [5.0] * 12,
+            (2, "balance_sheet", "1010-0000"): [1.0],
+        }
+    )
     result = detect_anomalies(table, use_pyod=True)
     assert not result.is_anomaly.any()
     short = {(h.property_id, h.account_code): h.n_points for h in result.insufficient_history}
@@ -127,8 +154,9 @@ def test_short_nan_zero_and_constant_series_never_crash() -> None:
 def test_absent_posting_is_reported_with_row_minus_one() -> None:
     values: list[float | None] = list(rent())
     values[30] = None
-    table = table_of({(1, "income_statement", "4010-0000"): values,
-                      (1, "income_statement", "4020-0000"): rent(base=3_000.0)})
+    table = table_of(
+        {(1, "income_statement", "4010-0000"): values, (1, "income_statement", "4020-0000"): rent(base=3_000.0)}
+    )
     result = detect_anomalies(table, use_pyod=False)
     absent = [f for f in result.findings if f.row == -1]
     assert [(f.account_code, f.period - START, f.anomaly_type) for f in absent] == [("4010-0000", 30, "missing")]
@@ -137,10 +165,23 @@ def test_absent_posting_is_reported_with_row_minus_one() -> None:
 def test_footing_and_balance_rules() -> None:
     assert total_prefix("4999-0000") == "4" and total_prefix("1199-0000") == "11" and total_prefix("9999-0000") == ""
     rows = []
-    for code, amount, total in (("1010-0000", 100.0, False), ("1020-0000", 50.0, False), ("1999-0000", 160.0, True),
-                                ("2010-0000", 90.0, False), ("3010-0000", 60.0, False)):
-        rows.append({"property_code": "P1", "document_type": "balance_sheet", "period": "2024-01",
-                     "account_code": code, "amount": amount, "is_total": total})
+    for code, amount, total in (
+        ("1010-0000", 100.0, False),
+        ("1020-0000", 50.0, False),
+        ("1999-0000", 160.0, True),
+        ("2010-0000", 90.0, False),
+        ("3010-0000", 60.0, False),
+    ):
+        rows.append(
+            {
+                "property_code": "P1",
+                "document_type": "balance_sheet",
+                "period": "2024-01",
+                "account_code": code,
+                "amount": amount,
+                "is_total": total,
+            }
+        )
     table = line_table_from_rows(rows).table
     kinds = sorted(f.anomaly_type for f in check_statements(table))
     assert kinds == ["balance_mismatch", "footing"]

@@ -47,12 +47,15 @@ def test_good_answer_is_used(server: FakeLLMServer) -> None:
     assert server.requests[0]["response_format"] == {"type": "json_object"}
 
 
-@pytest.mark.parametrize(("behaviour", "message"), [
-    ("malformed", "malformed JSON"),
-    ("unknown", "no available detector"),
-    ("empty", "empty list"),
-    ("error", "InternalServerError"),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ("malformed", "malformed JSON"),
+        ("unknown", "no available detector"),
+        ("empty", "empty list"),
+        ("error", "InternalServerError"),
+    ],
+)
 def test_failures_fall_back_to_rules(server: FakeLLMServer, behaviour: str, message: str) -> None:
     server.behaviour = behaviour
     sel = select_optimal_model_llm(CHARS, llm=_config(server))
