@@ -10,7 +10,7 @@ from documents.models import DocumentType, DocumentUpload, ExtractionStatus, Sou
 
 _TRUE_VALUES = frozenset({"true", "True", "1"})
 _FALSE_VALUES = frozenset({"false", "False", "0"})
-PERIOD_VALIDATOR = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", "Expected a period YYYY-MM.")
+PERIOD_VALIDATOR = RegexValidator(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z", "Expected a period YYYY-MM.")
 
 
 def period_ordinal(label: str) -> int:

@@ -32,12 +32,14 @@ DOCUMENT_TYPES: tuple[str, ...] = (
 )
 PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
 
-PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
-PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
+# [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
+# would quietly accept them.
+PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
 # because amounts are stored as DECIMAL(18, 2) and silently rounding a statement is worse than
 # refusing it.
-_AMOUNT_RE = re.compile(r"^(?P<sign>-)?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?$")
+_AMOUNT_RE = re.compile(r"^(?P<sign>-)?(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.(?P<frac>[0-9]*))?$")
 MAX_ACCOUNT_CODE = 40
 MAX_ACCOUNT_NAME = 200
 MAX_PROPERTY_NAME = 200

@@ -52,7 +52,7 @@ from documents.parsing.common import (
     parse_period,
 )
 
-_ACCOUNT_CODE_RE = re.compile(r"^(?:\d{3,}(?:[-.]\d+)*|[A-Z]{2,}(?:-[A-Z0-9]+)+)$")
+_ACCOUNT_CODE_RE = re.compile(r"^(?:[0-9]{3,}(?:[-.][0-9]+)*|[A-Z]{2,}(?:-[A-Z0-9]+)+)$")
 _HEADER_RE = {
     "property": re.compile(r"^Property:\s*(?P<code>\S+)(?:\s+[—–-]\s*(?P<name>.*))?$", re.IGNORECASE),
     "type": re.compile(r"^Type:\s*(?P<value>.+)$", re.IGNORECASE),

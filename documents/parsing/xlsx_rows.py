@@ -19,6 +19,8 @@ from documents.parsing.common import (
     check_header,
 )
 
+MAX_UNPACKED_BYTES = 512 * 2**20  # a 25 MB workbook of plain rows unpacks to well under this
+
 
 def _cell_text(name: str, value: object) -> str:
     """A cell as the text the shared validation expects (numbers and dates as Excel shows them)."""
@@ -45,9 +47,24 @@ def read_xlsx_rows(data: bytes, file: str, *, overrides: Overrides | None = None
     if not data:
         raise ImportFileError(file, None, None, "empty file")
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        return _read_workbook(data, file, overrides)
+    except ImportFileError:
+        raise
+    except Exception as exc:
+        # A damaged archive or XML fails in openpyxl, zipfile or the XML parser with many exception
+        # types, at load or (read-only mode parses lazily) while rows are read.
         raise ImportFileError(file, None, None, f"not a readable XLSX workbook ({exc.__class__.__name__})") from None
+
+
+def _read_workbook(data: bytes, file: str, overrides: Overrides) -> list[CanonicalRow]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        # A "zip bomb": a small upload that would unpack to gigabytes in memory.
+        raise ImportFileError(
+            file, None, None, f"workbook unpacks to {unpacked / 2**20:.0f} MB (more than {MAX_UNPACKED_BYTES // 2**20} MB)"
+        )
+    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         sheet = workbook.worksheets[0]
         records = sheet.iter_rows(values_only=True)
