@@ -27,8 +27,19 @@ IMPORT_PERMISSION = "documents.add_documentupload"
 
 
 class DocumentPagination(PageNumberPagination):
+    """``page_size`` must be a positive whole number (sizes above 500 are capped at 500): DRF
+    would silently fall back to the default size for ``page_size=-1`` or ``page_size=abc``."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+            raise ApplicationError(
+                "Invalid page size.", field_errors={self.page_size_query_param: ["Expected a whole number from 1."]}
+            )
+        return super().get_page_size(request)
 
 
 class CanImportDocuments(BasePermission):

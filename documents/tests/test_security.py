@@ -225,6 +225,17 @@ def test_unicode_and_control_characters_in_codes_are_refused(importer):
     assert _nothing_written()
 
 
+def test_zip_bombs_are_refused_before_they_are_unpacked(importer, monkeypatch):
+    from documents.parsing import xlsx_rows
+    from documents.tests.helpers import xlsx_bytes
+
+    monkeypatch.setattr(xlsx_rows, "MAX_UNPACKED_BYTES", 4096)  # a real bomb would take seconds to build
+    response = importer.post(URL, {"file": [_upload("bomb.xlsx", xlsx_bytes(statement_rows()))]}, format="multipart")
+    assert response.status_code == 400
+    assert "unpacks to" in response.json()["detail"]
+    assert _nothing_written()
+
+
 def test_path_traversal_file_names_keep_only_the_base_name(importer):
     files = [_upload("../../etc/passwd.csv", csv_bytes(statement_rows()))]
     response = importer.post(URL, {"file": files}, format="multipart")
@@ -233,18 +244,28 @@ def test_path_traversal_file_names_keep_only_the_base_name(importer):
 
 
 @pytest.mark.parametrize(
-    "query",
-    [{"page_size": -1}, {"page": -3}, {"page": 0}, {"page": "abc"}, {"page": 99999999999999999999}, {"page_size": "1e9"}],
+    ("query", "status"),
+    [
+        ({"page_size": -1}, 400),
+        ({"page_size": 0}, 400),
+        ({"page_size": "1e9"}, 400),
+        ({"page_size": "٣"}, 400),  # a digit to Python, not to us
+        ({"page_size": 10**30}, 200),  # capped at the maximum
+        ({"page": -3}, 404),
+        ({"page": 0}, 404),
+        ({"page": "abc"}, 404),
+        ({"page": 99999999999999999999}, 404),
+    ],
 )
-def test_odd_pagination_never_fails_on_the_server(importer, query):
+def test_odd_pagination_answers_a_clear_4xx(importer, query, status):
     importer.post(URL, {"file": [_upload("a.csv", csv_bytes(statement_rows()))]}, format="multipart")
     response = importer.get(URL, query)
-    # DRF falls back to the default page size for a bad page_size and answers 404 for a bad page.
-    assert response.status_code in (200, 404), response.content
-    if response.status_code == 200:
-        assert response.json()["count"] == 1
+    assert response.status_code == status, response.content
+    body = response.json()
+    if status == 200:
+        assert body["count"] == 1
     else:
-        assert "detail" in response.json()
+        assert "detail" in body
 
 
 @pytest.mark.parametrize("document_id", ["99999999999999999999", "9223372036854775808", "0", "-1"])
