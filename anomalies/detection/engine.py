@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -585,19 +585,35 @@ def _run_pyod(
     """Select, train (through the provider) and apply one PyOD detector per modelled series."""
     out = np.zeros(panel.values.shape)
     series = np.flatnonzero(modelled)
-    injected: dict[int, FloatArray] | None = None
+    # Selection (rules -> LLM -> cross-validation) runs once per account family (document type,
+    # account code) across properties; the family's choice is reused, and logged, for each of
+    # its other series, which are only trained.
+    family_choice: dict[tuple[str, str], tuple[SeriesModelKey, ModelSelection]] = {}
     for s in series:
         observed = panel.rows[s] >= 0
         x = feats[s][observed]
         key = SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]))
         selection_box: list[ModelSelection] = []
 
-        def train(s: int = int(s), x: FloatArray = x, box: list[ModelSelection] = selection_box) -> FittedModel:
-            nonlocal injected
-            if injected is None:  # built lazily: a warm cache never needs it
-                injected = synthetic_anomaly_rows(panel, series, seed)
+        def train(
+            s: int = int(s), x: FloatArray = x, key: SeriesModelKey = key, box: list[ModelSelection] = selection_box
+        ) -> FittedModel:
+            family = (key.document_type, key.account_code)
             chars = series_characteristics(panel.values[s], x)
-            selection = select_optimal_model_llm(chars, llm=llm, x_history=x, x_anomalies=injected[s], seed=seed)
+            if family in family_choice:
+                first, chosen = family_choice[family]
+                selection = replace(
+                    chosen,
+                    characteristics=chars,
+                    selection_reasoning=(
+                        f"Family choice of {family[0]} {family[1]} (selected on property "
+                        f"{first.property_id}): {chosen.selection_reasoning}"
+                    ),
+                )
+            else:
+                injected = synthetic_anomaly_rows(panel, np.array([s]), seed)[s]
+                selection = select_optimal_model_llm(chars, llm=llm, x_history=x, x_anomalies=injected, seed=seed)
+                family_choice[family] = (key, selection)
             box.append(selection)
             return train_model(selection.selected_model, x, seed=seed, feature_names=FEATURE_NAMES)
 

@@ -253,6 +253,8 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
     absent = (panel.rows < 0) & panel.document_present
     y_eval = np.where(absent, 0.0, y)
     fit_z: dict[str, FloatArray] = {}
+    errstate = np.errstate(divide="ignore", invalid="ignore")
+    errstate.__enter__()
     eval_z: dict[str, FloatArray] = {}
     scales: dict[str, FloatArray] = {}
     for fam, names in FAMILIES.items():
@@ -267,6 +269,7 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
             ze = np.where(np.isfinite(zk), np.minimum(ze, zk), ze)
         fit_z[fam] = np.where(np.isfinite(zf), zf, np.nan)
         eval_z[fam] = np.where(np.isfinite(ze), ze, np.nan)
+    errstate.__exit__(None, None, None)
     fams = list(FAMILIES)
     fail = np.stack([_failure_rate(fit_z[f])[0] for f in fams], axis=1)
     count = np.stack([_failure_rate(fit_z[f])[1] for f in fams], axis=1)
@@ -411,7 +414,8 @@ def _persistent_jumps(
     usual = _row_nanmedian(np.where(moving, absd, np.nan))
     usual = np.where(moving.sum(axis=1) >= 3, usual, 0.0)  # a single move is the jump itself
     scale = np.fmax(scale_prev, np.nan_to_num(usual, nan=0.0)[:, None])
-    z = absd / scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = absd / scale
     # The new level holds: the next JUMP_MIN_AFTER months stay closer to it than to the old one.
     holds = np.ones_like(moving)
     for k in range(1, JUMP_MIN_AFTER + 1):
