@@ -72,7 +72,11 @@ def test_kill_9_mid_job_then_another_worker_finishes_it_without_double_counting(
         killed_at = fresh(job).processed_documents
         assert killed_at < job.total_documents == len(docs)
         second = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
-        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        try:
+            wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        except AssertionError:
+            rows = list(BatchJobChunk.objects.filter(job=job).values_list("index", "status", "attempts", "leased_by"))
+            raise AssertionError(f"{fresh(job).status} {rows}\n{second.log()}") from None
     finally:
         first.stop()
         if second:
