@@ -43,12 +43,12 @@ FAILURES_CAP = 100  # failures kept in a job's results_summary (failures_total c
 
 def lease_seconds() -> int:
     """How long a worker holds a chunk before the reaper may hand it to another worker."""
-    return int(getattr(settings, "BATCH_PROCESSING_LEASE_SECONDS", 900))
+    return settings.BATCH_PROCESSING_LEASE_SECONDS
 
 
 def max_chunk_attempts() -> int:
     """Deliveries of one chunk before it is given up as failed (bounds a poison chunk)."""
-    return int(getattr(settings, "BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS", 3))
+    return settings.BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS
 
 
 # --- Create / start / status / cancel / list ------------------------------------------------------

@@ -317,6 +317,10 @@ XAI_BACKGROUND_SAMPLES = _positive_int("XAI_BACKGROUND_SAMPLES", 100)
 BATCH_PROCESSING_CHUNK_SIZE = _positive_int("BATCH_PROCESSING_CHUNK_SIZE", 10)
 BATCH_PROCESSING_MAX_CONCURRENT = _positive_int("BATCH_PROCESSING_MAX_CONCURRENT", 3)
 BATCH_PROCESSING_TIMEOUT_MINUTES = _positive_int("BATCH_PROCESSING_TIMEOUT_MINUTES", 60)
+# A worker holds a chunk this long before the reaper may hand it to another worker; a chunk
+# delivered this many times (e.g. it kills its worker every time) is given up as failed.
+BATCH_PROCESSING_LEASE_SECONDS = _positive_int("BATCH_PROCESSING_LEASE_SECONDS", 900)
+BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS = _positive_int("BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS", 3)
 LAYOUTLM_MODEL_PATH = env.str("LAYOUTLM_MODEL_PATH", default="")
 LAYOUTLM_CONFIDENCE_THRESHOLD = _fraction("LAYOUTLM_CONFIDENCE_THRESHOLD", 0.75)
 
