@@ -87,6 +87,7 @@ class ImportSummarySerializer(serializers.Serializer):
 class DocumentListApi(APIView):
     permission_classes = [IsAuthenticated, CanImportDocuments]
     throttle_classes = [DocumentImportThrottle]  # counts uploads (POST) only
+    pagination_class = DocumentPagination  # also tells the schema that the list is paginated
 
     class InputSerializer(serializers.Serializer):
         file = serializers.ListField(child=serializers.FileField(), help_text="one or several CSV, XLSX or PDF files")
@@ -128,11 +129,11 @@ class DocumentListApi(APIView):
             OpenApiParameter("source_format", str, enum=SourceFormat.values),
             OpenApiParameter("latest", bool, description="latest versions only (default true)"),
         ],
-        responses=DocumentOutputSerializer(many=True),
+        responses={200: DocumentOutputSerializer(many=True), 400: ErrorSerializer, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         documents = document_list(filters=request.query_params)
-        paginator = DocumentPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(documents, request, view=self)
         return paginator.get_paginated_response(DocumentOutputSerializer(page, many=True).data)
 
