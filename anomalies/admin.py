@@ -1,17 +1,24 @@
 """Admin for detections, explanations, feedback, the selection log and peer benchmarks.
 
 Everything is read-only: detections are written by detection passes, and the only edits an
-analyst makes are verdicts, through the confirm / dismiss / false-positive actions which call the
-feedback service (the same path as the API).
+analyst makes are verdicts, through the confirm / dismiss / false-positive actions and the review
+page's buttons, which call the feedback service (the same path as the API).
+
+An anomaly's page is the review page of the analyst console (``anomalies.console``): its series
+as a chart, the explanation, the source document and the verdict buttons with keyboard shortcuts,
+walking the review queue the analyst filtered on the list.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path
+from django.utils.html import format_html
 
-from anomalies import services
+from anomalies import console, services
 from anomalies.models import (
     AnomalyDetection,
     AnomalyExplanation,
@@ -59,31 +66,6 @@ class FlaggedFilter(admin.SimpleListFilter):
         return queryset.filter(is_anomaly=value == "yes")
 
 
-class ExplanationInline(ReadableJSONMixin, admin.StackedInline):
-    model = AnomalyExplanation
-    extra = 0
-    can_delete = False
-    json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
-    fields = (
-        "summary",
-        "root_cause_type",
-        "contributing_factors_pretty",
-        "suggested_actions_pretty",
-        "shap_values_pretty",
-        "lime_explanation_pretty",
-        "explanation_method",
-        "computation_time_ms",
-        "created_at",
-    )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(AnomalyDetection)
 class AnomalyDetectionAdmin(ReadOnlyAdmin):
     list_display = (
@@ -112,7 +94,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
     ordering = ("-anomaly_score", "-detected_at")
     list_per_page = 50
     show_full_result_count = False
-    inlines = (ExplanationInline,)
+    change_form_template = "admin/anomalies/anomalydetection/change_form.html"
     actions = ("confirm_selected", "dismiss_selected", "mark_false_positive")
     json_fields = ("contributions",)
     fieldsets = (
@@ -138,6 +120,8 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
         ),
         ("Model", {"fields": ("detector", "model_key", "model_version", "detected_at", "updated_at")}),
     )
+    # The explanation is shown by the review panel above the fields (anomalies.console).
+    inlines = ()
 
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
@@ -153,6 +137,70 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
     @admin.display(description="score", ordering="anomaly_score")
     def anomaly_score_display(self, obj: AnomalyDetection) -> str:
         return f"{obj.anomaly_score:.0f}"
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:object_id>/feedback/",
+                self.admin_site.admin_view(self.feedback_view),
+                name="anomalies_anomalydetection_feedback",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None) -> HttpResponse:
+        detection = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if detection is not None and self.has_view_permission(request, detection):
+            extra_context["review"] = console.review_context(
+                detection=detection,
+                request=request,
+                model_admin=self,
+                changelist_filters=request.GET.get("_changelist_filters", ""),
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def feedback_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The review page's verdict buttons: record the verdict, then open the next anomaly of the queue.
+
+        The next anomaly is found before the verdict is written: a dismissed anomaly leaves a queue
+        of flagged ones, and the analyst moves on from where it was.
+        """
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_feedback_permission(request):
+            raise PermissionDenied
+        detection = self.get_object(request, str(object_id))
+        if detection is None or not self.has_view_permission(request, detection):
+            raise PermissionDenied
+        filters = request.POST.get("_changelist_filters", "")
+        queue = console.review_queue_position(
+            model_admin=self, request=request, anomaly_id=detection.id, changelist_filters=filters
+        )
+        feedback_type = request.POST.get("feedback_type", "")
+        try:
+            feedback = services.anomaly_feedback_submit(
+                anomaly_id=detection.id,
+                user=request.user,
+                feedback_type=feedback_type,
+                notes=request.POST.get("notes", "").strip()[:2000],
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(console.change_url(detection.id, filters))
+        done = format_html(
+            '<a id="reviewed-link" href="{}">{} {} ({})</a> marked {}.',
+            console.change_url(detection.id, filters),
+            detection.account_code,
+            detection.period.label,
+            detection.property.code,
+            feedback.get_feedback_type_display().lower(),
+        )
+        if queue.next_id is not None and queue.next_id != detection.id:
+            self.message_user(request, format_html("{} Next in the queue:", done), messages.SUCCESS)
+            return HttpResponseRedirect(console.change_url(queue.next_id, filters))
+        self.message_user(request, format_html("{} That was the last anomaly of the queue.", done), messages.SUCCESS)
+        return HttpResponseRedirect(console.changelist_url(filters))
 
     def has_feedback_permission(self, request: HttpRequest) -> bool:
         """The verdict actions are shown to users who may add feedback, and only to them."""

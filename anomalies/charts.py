@@ -29,6 +29,31 @@ def _compact_amount(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _value_range(values: Sequence[float | None], others: Sequence[float], marked: Sequence[int]) -> tuple[float, float]:
+    """The y range: the ordinary (unmarked) amounts, widened to take in any other point near them.
+
+    A decimal shift (x100) would squash the rest of the series into a flat line; points far outside
+    (more than 1.5 spans beyond the ordinary range: marked amounts, or expected values and bands
+    pulled by them) are drawn at the edge instead.
+    """
+    marked_set = set(marked)
+    ordinary = [float(v) for i, v in enumerate(values) if i not in marked_set and v is not None and math.isfinite(float(v))]
+    candidates = _finite(values) + list(others)
+    if len(ordinary) < 2:
+        ordinary = candidates
+    if not ordinary:
+        return 0.0, 1.0
+    low, high = min(ordinary), max(ordinary)
+    span = (high - low) or max(abs(high) * 0.1, 1.0)
+    allowed_low, allowed_high = low - 1.5 * span, high + 1.5 * span
+    inside = [v for v in candidates if allowed_low <= v <= allowed_high]
+    low, high = min([*inside, low]), max([*inside, high])
+    if high == low:
+        low, high = low - 1.0, high + 1.0
+    pad = 0.06 * (high - low)
+    return low - pad, high + pad
+
+
 def series_chart_svg(
     *,
     labels: Sequence[str],
@@ -38,31 +63,38 @@ def series_chart_svg(
     band_high: Sequence[float | None] | None = None,
     marked: Sequence[int] = (),
     marked_colours: Sequence[str] | None = None,
+    current: int | None = None,
     width: int = 720,
     height: int = 260,
     title: str = "",
+    legend: bool = True,
 ) -> str:
     """A line chart of a series with its expected value, the expected band and marked points.
 
-    ``marked`` are indexes into ``values`` (the anomalous points), drawn as larger red dots.
+    ``marked`` are indexes into ``values`` (the anomalous points), drawn as rings in their
+    ``marked_colours`` (red by default); a marked index without a value (an absent posting) is a
+    dashed vertical line. ``current`` (an index) gets a guide line: the point the page is about.
+    Points far outside the ordinary range are drawn at the edge with their value written beside
+    them ("off-scale"), so one x100 posting does not flatten the rest of the series.
     """
     n = len(labels)
     if n == 0 or len(values) != n:
         return '<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="no data" width="0" height="0"></svg>'
-    pad_left, pad_right, pad_top, pad_bottom = 64, 16, 24 if title else 12, 36
+    pad_left, pad_right = 64, 16
+    pad_top = 30 if title else 14
+    pad_bottom = 56 if legend else 36
     plot_w, plot_h = width - pad_left - pad_right, height - pad_top - pad_bottom
-    everything = _finite(values) + _finite(expected or []) + _finite(band_low or []) + _finite(band_high or [])
-    low, high = (min(everything), max(everything)) if everything else (0.0, 1.0)
-    if high == low:
-        low, high = low - 1.0, high + 1.0
-    span = high - low
-    low, high = low - 0.05 * span, high + 0.05 * span
+    others = _finite(expected or []) + _finite(band_low or []) + _finite(band_high or [])
+    low, high = _value_range(values, others, marked)
 
     def x(i: int) -> float:
         return pad_left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
 
     def y(v: float) -> float:
-        return pad_top + plot_h * (1 - (v - low) / (high - low))
+        return pad_top + plot_h * (1 - (min(max(v, low), high) - low) / (high - low))
+
+    def off_scale(v: float) -> bool:
+        return v < low or v > high
 
     def path(series: Sequence[float | None]) -> str:
         parts, pen_down = [], False
@@ -76,11 +108,12 @@ def series_chart_svg(
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="series-chart" role="img" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{escape(title or "series chart")}">',
+        f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{escape(title or "series chart")}" '
+        'font-family="system-ui, sans-serif">',
         f'<rect x="{pad_left}" y="{pad_top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ddd"/>',
     ]
     if title:
-        out.append(f'<text x="{pad_left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>')
+        out.append(f'<text x="{pad_left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>')
     for k in range(5):
         v = low + (high - low) * k / 4
         out.append(
@@ -91,35 +124,94 @@ def series_chart_svg(
     step = max(1, math.ceil(n / 12))
     for i in range(0, n, step):
         out.append(
-            f'<text x="{_fmt(x(i))}" y="{height - pad_bottom + 16}" font-size="10" text-anchor="middle">'
+            f'<text x="{_fmt(x(i))}" y="{pad_top + plot_h + 16}" font-size="10" text-anchor="middle">'
             f"{escape(str(labels[i]))}</text>"
         )
+    if current is not None and 0 <= current < n:
+        out.append(
+            f'<line class="current" x1="{_fmt(x(current))}" x2="{_fmt(x(current))}" y1="{pad_top}" '
+            f'y2="{pad_top + plot_h}" stroke="#9ca3af" stroke-dasharray="2 3"/>'
+        )
     if band_low is not None and band_high is not None:
-        upper = [(i, v) for i, v in enumerate(band_high) if v is not None and math.isfinite(float(v))]
-        lower = [(i, v) for i, v in enumerate(band_low) if v is not None and math.isfinite(float(v))]
-        if upper and lower:
-            points = [f"{_fmt(x(i))},{_fmt(y(float(v)))}" for i, v in upper]
-            points += [f"{_fmt(x(i))},{_fmt(y(float(v)))}" for i, v in reversed(lower)]
-            out.append(f'<polygon class="expected-band" points="{" ".join(points)}" fill="#bfdbfe" opacity="0.5"/>')
+        # One polygon per run of consecutive months with a band (a gap ends the run).
+        run: list[int] = []
+        runs: list[list[int]] = []
+        for i in range(n):
+            lo = band_low[i] if i < len(band_low) else None
+            hi = band_high[i] if i < len(band_high) else None
+            if lo is not None and hi is not None and math.isfinite(float(lo)) and math.isfinite(float(hi)):
+                run.append(i)
+            elif run:
+                runs.append(run)
+                run = []
+        if run:
+            runs.append(run)
+        for run in runs:
+            points = [f"{_fmt(x(i))},{_fmt(y(float(band_high[i])))}" for i in run]
+            points += [f"{_fmt(x(i))},{_fmt(y(float(band_low[i])))}" for i in reversed(run)]
+            if len(run) == 1:  # a lone month: a short bar instead of a zero-width polygon
+                i = run[0]
+                points = [
+                    f"{_fmt(x(i) - 3)},{_fmt(y(float(band_high[i])))}",
+                    f"{_fmt(x(i) + 3)},{_fmt(y(float(band_high[i])))}",
+                    f"{_fmt(x(i) + 3)},{_fmt(y(float(band_low[i])))}",
+                    f"{_fmt(x(i) - 3)},{_fmt(y(float(band_low[i])))}",
+                ]
+            out.append(f'<polygon class="expected-band" points="{" ".join(points)}" fill="#bfdbfe" opacity="0.55"/>')
     if expected is not None:
         out.append(
             f'<path class="expected" d="{path(expected)}" fill="none" stroke="#2563eb" '
-            'stroke-dasharray="4 3" stroke-width="1.5"/>'
+            'stroke-dasharray="5 3" stroke-width="1.5"/>'
         )
     out.append(f'<path class="actual" d="{path(values)}" fill="none" stroke="#111827" stroke-width="1.8"/>')
     for i, v in enumerate(values):
         if v is not None and math.isfinite(float(v)):
-            out.append(f'<circle cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="2" fill="#111827"/>')
+            out.append(
+                f'<circle cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="2.5" fill="#111827">'
+                f"<title>{escape(str(labels[i]))}: {escape(_compact_amount(float(v)))}</title></circle>"
+            )
     colours = list(marked_colours or [])
     for j, i in enumerate(marked):
-        v = values[i] if 0 <= i < n else None
-        if v is None or not math.isfinite(float(v)):
+        if not 0 <= i < n:
             continue
+        v = values[i]
         colour = colours[j] if j < len(colours) else "#dc2626"
+        if v is None or not math.isfinite(float(v)):
+            out.append(
+                f'<line class="anomaly-absent" x1="{_fmt(x(i))}" x2="{_fmt(x(i))}" y1="{pad_top}" '
+                f'y2="{pad_top + plot_h}" stroke="{colour}" stroke-width="2" stroke-dasharray="4 3">'
+                f"<title>{escape(str(labels[i]))}: no line</title></line>"
+            )
+            continue
+        value = float(v)
         out.append(
-            f'<circle class="anomaly-point" cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="6" fill="none" '
-            f'stroke="{colour}" stroke-width="2.5"><title>{escape(str(labels[i]))}: '
-            f"{escape(_compact_amount(float(v)))}</title></circle>"
+            f'<circle class="anomaly-point" cx="{_fmt(x(i))}" cy="{_fmt(y(value))}" r="{7 if i == current else 6}" '
+            f'fill="none" stroke="{colour}" stroke-width="{3 if i == current else 2.5}"><title>{escape(str(labels[i]))}: '
+            f"{escape(_compact_amount(value))}</title></circle>"
+        )
+        if off_scale(value):
+            above = value > high
+            ty = y(value) + (14 if above else -8)
+            anchor = "end" if x(i) > pad_left + plot_w * 0.8 else "start"
+            tx = x(i) + (-10 if anchor == "end" else 10)
+            out.append(
+                f'<text class="off-scale" x="{_fmt(tx)}" y="{_fmt(ty)}" font-size="11" font-weight="bold" '
+                f'fill="{colour}" text-anchor="{anchor}">{"▲" if above else "▼"} {escape(_compact_amount(value))} '
+                "(off scale)</text>"
+            )
+    if legend:
+        ly = height - 14
+        out.append(
+            f'<g class="legend" font-size="11" transform="translate({pad_left},{ly})">'
+            '<line x1="0" x2="22" y1="-4" y2="-4" stroke="#111827" stroke-width="1.8"/>'
+            '<text x="28" y="0">amount</text>'
+            '<line x1="92" x2="114" y1="-4" y2="-4" stroke="#2563eb" stroke-width="1.5" stroke-dasharray="5 3"/>'
+            '<text x="120" y="0">expected</text>'
+            '<rect x="190" y="-10" width="22" height="12" fill="#bfdbfe" opacity="0.8"/>'
+            '<text x="218" y="0">expected band</text>'
+            '<circle cx="330" cy="-4" r="6" fill="none" stroke="#dc2626" stroke-width="2.5"/>'
+            '<text x="342" y="0">flagged month</text>'
+            "</g>"
         )
     out.append("</svg>")
     return "".join(out)
@@ -131,22 +223,25 @@ def heatmap_svg(
     columns: Sequence[str],
     cells: dict[tuple[int, int], float],
     links: dict[tuple[int, int], str] | None = None,
+    details: dict[tuple[int, int], str] | None = None,
     cell: int = 14,
     row_label_width: int = 150,
 ) -> str:
     """A heatmap of scores 0-100: ``cells[(row, column)]`` is the score; empty cells stay light.
 
-    ``links`` maps a cell to a URL, so that a click opens the anomaly behind it.
+    ``links`` maps a cell to a URL, so that a click opens the anomaly behind it; ``details`` adds
+    text to a cell's tooltip (e.g. severity and status).
     """
-    header = 48
+    header = 52
     width = row_label_width + cell * len(columns) + 8
     height = header + cell * len(rows) + 8
+    label_every = 1 if cell >= 16 else 3
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" aria-label="anomaly heatmap">'
+        f'viewBox="0 0 {width} {height}" aria-label="anomaly heatmap" font-family="system-ui, sans-serif">'
     ]
     for j, column in enumerate(columns):
-        if j % 3 == 0:
+        if j % label_every == 0:
             cx = row_label_width + j * cell + cell / 2
             out.append(
                 f'<text x="{_fmt(cx)}" y="{header - 6}" font-size="9" transform="rotate(-60 {_fmt(cx)} {header - 6})">'
@@ -155,15 +250,19 @@ def heatmap_svg(
     for i, row in enumerate(rows):
         y = header + i * cell
         out.append(
-            f'<text x="{row_label_width - 4}" y="{y + cell - 3}" font-size="10" text-anchor="end">{escape(str(row))}</text>'
+            f'<text x="{row_label_width - 4}" y="{y + cell - 4}" font-size="10" text-anchor="end">{escape(str(row))}</text>'
         )
         for j in range(len(columns)):
             score = cells.get((i, j))
             fill = "#f3f4f6" if score is None else _heat_colour(score)
+            detail = (details or {}).get((i, j))
+            tooltip = f"{row} {columns[j]}" + ("" if score is None else f": score {score:.0f}")
+            if detail:
+                tooltip += f" ({detail})"
+            scored = "" if score is None else ' class="scored" stroke="#ffffff" stroke-width="0.5"'
             rect = (
-                f'<rect x="{row_label_width + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{fill}">'
-                f"<title>{escape(str(row))} {escape(str(columns[j]))}"
-                f"{'' if score is None else f': score {score:.0f}'}</title></rect>"
+                f'<rect x="{row_label_width + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{fill}"{scored}><title>{escape(tooltip)}</title></rect>'
             )
             url = (links or {}).get((i, j))
             out.append(f'<a href="{escape(url)}">{rect}</a>' if url else rect)
@@ -171,10 +270,33 @@ def heatmap_svg(
     return "".join(out)
 
 
+def heat_legend_svg(*, width: int = 200, height: int = 28) -> str:
+    """The colour ramp of ``heatmap_svg`` from score 50 (the flag threshold) to 100."""
+    steps = 10
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="heat-legend" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" role="img" aria-label="score scale">'
+    ]
+    box = (width - 60) / steps
+    for k in range(steps):
+        score = 50 + 50 * (k + 0.5) / steps
+        out.append(f'<rect x="{_fmt(30 + k * box)}" y="2" width="{_fmt(box)}" height="12" fill="{_heat_colour(score)}"/>')
+    out.append('<text x="26" y="12" font-size="10" text-anchor="end">50</text>')
+    out.append(f'<text x="{width - 26}" y="12" font-size="10">100</text>')
+    out.append(f'<text x="{width / 2}" y="26" font-size="9" text-anchor="middle">anomaly score</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+_RAMP = ((0.0, (253, 230, 138)), (0.5, (249, 115, 22)), (1.0, (127, 29, 29)))
+
+
 def _heat_colour(score: float) -> str:
-    """White-yellow-red ramp over 0-100."""
-    t = max(0.0, min(1.0, score / 100.0))
-    red = 255
-    green = int(round(245 - 200 * t))
-    blue = int(round(220 - 200 * t))
-    return f"#{red:02x}{green:02x}{blue:02x}"
+    """Yellow-orange-dark red over scores 50 (the flag threshold) to 100; lower scores are yellow."""
+    t = max(0.0, min(1.0, (score - 50.0) / 50.0))
+    for (t0, c0), (t1, c1) in zip(_RAMP, _RAMP[1:], strict=False):
+        if t <= t1:
+            f = (t - t0) / (t1 - t0)
+            red, green, blue = (int(round(a + (b - a) * f)) for a, b in zip(c0, c1, strict=True))
+            return f"#{red:02x}{green:02x}{blue:02x}"
+    return "#7f1d1d"
