@@ -41,6 +41,7 @@ from .features import (
     SeriesContext,
     compute_context,
 )
+from .reconcile import Reconciliation, reconcile
 from .scoring import FLAG_SCORE, score_from_z, severity
 from .selection import LLMConfig, ModelSelection, select_optimal_model_llm
 from .statements import StatementFinding, check_statements
@@ -188,7 +189,10 @@ def detect_anomalies(
     n = table.n_rows
     observed = panel.rows >= 0
     modelled = ctx.n_observed >= MIN_HISTORY
-    stat_z = _statistical_evidence(ctx)
+    t_rec = time.perf_counter()
+    rec = reconcile(table, ctx)
+    timings["reconcile"] = _ms(t_rec)
+    stat_z = _apply_reconciliation(_statistical_evidence(ctx), ctx, rec)
     detector_name = np.full(panel.n_series, "statistical:robust_z", dtype=object)
     model_keys = np.full(panel.n_series, "", dtype=object)
     versions = np.full(panel.n_series, f"{MODEL_VERSION}:robust_z", dtype=object)
@@ -356,6 +360,24 @@ def _statistical_evidence(ctx: SeriesContext) -> FloatArray:
     z = np.where(signed, z + PATTERN_BONUS, z)
     z = np.maximum(z, ctx.step_z)
     z = np.where(ctx.off_season, np.maximum(z, OFF_SEASON_Z), z)
+    return z
+
+
+# A broken identity explained exactly by a keying signature of one line is near-certain; one
+# explained by the line fitting its history once corrected is strong.  A line confirmed by an
+# independently prepared document (its identity holds that month) is at most mildly unusual.
+BLAME_SIGNATURE_Z = 10.0
+BLAME_FIT_Z = 6.0
+CONFIRMED_MAX_Z = 2.5
+
+
+def _apply_reconciliation(z: FloatArray, ctx: SeriesContext, rec: Reconciliation) -> FloatArray:
+    by_signature = rec.blamed & (rec.signature != PATTERN_NONE)
+    z = np.where(by_signature, np.maximum(z, BLAME_SIGNATURE_Z), z)
+    z = np.where(rec.blamed & ~by_signature, np.maximum(z, BLAME_FIT_Z), z)
+    z = np.where(rec.confirmed, np.minimum(z, CONFIRMED_MAX_Z), z)
+    # The exact correction names the error better than the series' own context can.
+    ctx.pattern[by_signature] = rec.signature[by_signature]
     return z
 
 
