@@ -206,6 +206,10 @@ KNOWN_PAGINATION_ISSUES = {
 KNOWN_QUERY_ISSUES = {
     ("/api/v1/anomalies/", "period_from", "%"): "500: TypeError in django-filter formatting the validator message",
     ("/api/v1/anomalies/", "period_to", "%"): "500: TypeError in django-filter formatting the validator message",
+    # SQLite only (PostgreSQL answers 200): OverflowError, int too large to convert to SQLite INTEGER.
+    ("/api/v1/anomalies/", "property", HUGE_ID): "500 on SQLite: OverflowError converting the id",
+    ("/api/v1/selection-log/", "property", HUGE_ID): "500 on SQLite: OverflowError converting the id",
+    ("/api/v1/model-cache/", "property_id", HUGE_ID): "500 on SQLite: OverflowError converting the id",
 }
 
 LISTS = [op for op in OPERATIONS if op[0] == "GET" and "{" not in op[1]]
@@ -242,7 +246,10 @@ def test_hostile_query_values_never_fail_on_the_server(operation, value, superus
         response = superuser_api.get(path, {name: value})
         if response.status_code >= 500 or response.status_code not in (200, 400, 404):
             failure = f"{_owner(path)}: GET {path}?{name}={value!r} -> {response.status_code}"
-            (known if (path, name, value) in KNOWN_QUERY_ISSUES else failures).append(failure)
+            if (path, name, value) in KNOWN_QUERY_ISSUES:
+                known.append(f"{failure} ({KNOWN_QUERY_ISSUES[(path, name, value)]})")
+            else:
+                failures.append(failure)
         elif response.status_code == 200 and isinstance(response.json(), dict) and "count" in response.json():
             unfiltered = superuser_api.get(path).json()["count"]
             if response.json()["count"] > unfiltered:
