@@ -36,6 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from anomalies.detection import engine as detection_engine
+from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.scoring import FLAG_SCORE
 from anomalies.detection.selection import LLMConfig
@@ -492,7 +493,9 @@ def _run_engine(
                     direction=str(result.direction[r]) or "none",
                     detector=str(result.detector[r]),
                     model_key=str(result.model_key[r]),
-                    model_version=str(result.model_version[r]),
+                    # Statement checks are rules, not fitted models: their version is the engine's.
+                    model_version=str(result.model_version[r])
+                    or (f"{DETECTION_MODEL_VERSION}:{result.detector[r]}" if statement is not None else ""),
                     contributions=contributions,
                     explanation_text=text,
                     explanation=explanation if flagged else None,

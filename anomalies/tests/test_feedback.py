@@ -8,8 +8,8 @@ import pytest
 
 from anomalies import services
 from anomalies.models import AnomalyDetection, AnomalyFeedback
-from anomalies.tests.conftest import level_shift_amounts
-from anomalies.tests.factories import load_rows, series_rows
+from anomalies.tests.conftest import ledger_amounts, level_shift_amounts
+from anomalies.tests.factories import UserFactory, load_rows, month_label, series_rows
 from documents.models import DocumentUpload, LineItem
 from reims.exceptions import ApplicationError
 
@@ -148,3 +148,144 @@ def test_new_normal_makes_later_periods_compare_with_the_new_level(db, no_model_
     assert {d.contributions.get("series_since") for d in later if d.detector != "insufficient_history"} == {
         str(step.period.ordinal)
     }
+
+
+# --- What each flag stores, and feedback across new versions and reprocessing ------------------
+
+
+def _ledger_with_a_total_that_does_not_foot() -> list[dict]:
+    """The ledger plus a repairs total (6999-0000) mis-keyed by 500 in 2022-06."""
+    amounts = ledger_amounts()
+    rows = series_rows(property_code="A1", amounts=amounts, start="2022-01")
+    for month, repairs in enumerate(amounts["6010-0000"]):
+        rows.append(
+            {
+                **rows[0],
+                "period": month_label("2022-01", month),
+                "account_code": "6999-0000",
+                "account_name": "Total repairs",
+                "amount": repairs + (500 if month == 5 else 0),
+                "is_total": True,
+            }
+        )
+    return rows
+
+
+def test_each_flag_stores_score_threshold_expected_contributions_and_model_version(db, no_model_cache):
+    load_rows(_ledger_with_a_total_that_does_not_foot())
+    services.detection_run(all_documents=True)
+
+    flagged = list(AnomalyDetection.objects.filter(is_anomaly=True).select_related("period"))
+    kinds = {(d.account_code, d.period.label, d.anomaly_type) for d in flagged}
+    assert ("6010-0000", "2023-06", "decimal_shift") in kinds
+    assert ("6999-0000", "2022-06", "footing") in kinds
+    for detection in flagged:
+        assert detection.threshold is not None and detection.anomaly_score >= detection.threshold, detection
+        assert detection.expected_value is not None, detection
+        assert detection.model_version.startswith("reims-detect-"), detection.model_version
+        assert detection.detector, detection
+        factors = detection.contributions.get("features") or detection.contributions.get("statement")
+        assert factors, detection.contributions
+        explanation = detection.explanations.get()
+        assert explanation.contributing_factors and explanation.suggested_actions
+    footing = next(d for d in flagged if d.anomaly_type == "footing")
+    assert footing.contributions["statement"]["difference"] == pytest.approx(500.0)
+    assert footing.expected_value == Decimal(str(round(ledger_amounts()["6010-0000"][5], 2)))
+
+
+def _new_version(old: DocumentUpload, changes: dict[str, Decimal]) -> DocumentUpload:
+    """A re-import of ``old`` with some amounts changed (the others identical)."""
+    DocumentUpload.objects.filter(id=old.id).update(is_latest=False)
+    new = DocumentUpload.objects.create(
+        property=old.property,
+        document_type=old.document_type,
+        period=old.period,
+        version=old.version + 1,
+        content_hash=f"v{old.version + 1}-{old.id}",
+        extraction_status="completed",
+    )
+    for line in old.line_items.all():
+        LineItem.objects.create(
+            document=new,
+            account_code=line.account_code,
+            account_name=line.account_name,
+            amount=changes.get(line.account_code, line.amount),
+            row_order=line.row_order,
+        )
+    return new
+
+
+@pytest.mark.parametrize("verdict", ["dismissed", "false_positive"])
+def test_a_dismissed_line_stays_quiet_in_a_new_version_where_only_other_lines_changed(detected, analyst, verdict):
+    services.anomaly_feedback_submit(anomaly_id=detected.id, user=analyst, feedback_type=verdict)
+    rent = detected.document.line_items.get(account_code="4010-0000").amount
+    new = _new_version(detected.document, {"4010-0000": rent + Decimal("10.00")})
+
+    services.documents_detect(document_ids=[new.id])
+
+    line = AnomalyDetection.objects.get(document=new, account_code=detected.account_code)
+    assert line.field_value == detected.field_value
+    assert not line.is_anomaly and line.status == verdict
+    assert line.anomaly_score >= line.threshold  # the model would flag it; the verdict keeps it quiet
+    assert not AnomalyDetection.objects.filter(document=detected.document).exists()  # old version's rows gone
+
+
+def test_new_normal_later_errors_are_measured_against_the_new_level(db, no_model_cache, analyst):
+    amounts = level_shift_amounts()
+    amounts["7010-0000"][20] = 160000.0  # 2023-09: the new level keyed x10
+    load_rows(series_rows(property_code="A1", amounts=amounts, start="2022-01"))
+    _redetect()
+    step = AnomalyDetection.objects.get(account_code="7010-0000", period__year=2023, period__month=1)
+    services.anomaly_feedback_submit(anomaly_id=step.id, user=analyst, feedback_type="new_normal")
+    _redetect()
+
+    error = AnomalyDetection.objects.get(account_code="7010-0000", period__year=2023, period__month=9)
+    assert error.is_anomaly and error.anomaly_type == "decimal_shift"
+    assert error.expected_value == Decimal("16000.00")  # the new level, not a blend with 10,000
+    assert "16,000" in error.explanation_text
+    flagged_2023 = AnomalyDetection.objects.filter(account_code="7010-0000", period__year=2023, is_anomaly=True)
+    assert list(flagged_2023) == [error]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_verdicts_survive_a_batch_reprocessing_job_on_a_real_worker(celery_worker_process):
+    """Confirmed stays flagged, a false positive stays quiet, through the batch job path (default engine)."""
+    import time
+
+    from batch_jobs.models import BatchReprocessingJob
+    from batch_jobs.services import submit_batch_job
+
+    amounts = ledger_amounts()
+    amounts["5010-0000"][20] = -amounts["5010-0000"][20]  # electricity sign flip in 2023-09
+    load_rows(series_rows(property_code="A1", amounts=amounts, start="2022-01"))
+    _redetect()
+    repairs = AnomalyDetection.objects.get(is_anomaly=True, account_code="6010-0000")
+    flip = AnomalyDetection.objects.get(is_anomaly=True, account_code="5010-0000", period__year=2023, period__month=9)
+    user = UserFactory(username="reviewer", feedback_permission=True)
+    services.anomaly_feedback_submit(anomaly_id=repairs.id, user=user, feedback_type="confirmed")
+    services.anomaly_feedback_submit(anomaly_id=flip.id, user=user, feedback_type="false_positive")
+
+    job = submit_batch_job(
+        job_name="after review",
+        property_ids=[repairs.property_id],
+        date_range_start=None,
+        date_range_end=None,
+        document_types=[],
+        initiated_by=user,
+    )
+    deadline = time.monotonic() + 90
+    while not job.is_finished and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job.refresh_from_db()
+    assert job.status == "completed", (job.status, job.error_message, celery_worker_process.log())
+    assert job.successful_documents == 24
+
+    repairs.refresh_from_db()
+    flip.refresh_from_db()
+    assert (repairs.is_anomaly, repairs.status) == (True, "confirmed")
+    assert (flip.is_anomaly, flip.status) == (False, "false_positive")
+    assert flip.anomaly_score >= flip.threshold  # the model still flags it: the verdict keeps it quiet
+    assert flip.contributions["feedback"]["feedback_type"] == "false_positive"
+    assert AnomalyFeedback.objects.filter(learned_applied=True).count() == 2
+    assert BatchReprocessingJob.objects.count() == 1
