@@ -186,7 +186,8 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 notes=request.POST.get("notes", "").strip()[:2000],
             )
         except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())
+            self.message_user(request, f"{exc.message} ({details})" if details else exc.message, messages.ERROR)
             return HttpResponseRedirect(console.change_url(detection.id, filters))
         done = format_html(
             '<a id="reviewed-link" href="{}">{} {} ({})</a> marked {}.',
