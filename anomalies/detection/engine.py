@@ -225,7 +225,7 @@ def detect_anomalies(
     evidence = np.where(modelled[:, None], evidence, 0.0)
 
     t2 = time.perf_counter()
-    anomaly_type = _classify(ctx, evidence)
+    anomaly_type = _classify(ctx, evidence, rec.level)
     partners = _pair_misclassifications(panel, ctx, evidence, anomaly_type)
     scores = score_from_z(evidence)
     flagged = (scores >= FLAG_SCORE) & modelled[:, None]
@@ -372,7 +372,9 @@ CONFIRMED_MAX_Z = 2.5
 
 
 def _apply_reconciliation(z: FloatArray, ctx: SeriesContext, rec: Reconciliation) -> FloatArray:
-    by_signature = rec.blamed & (rec.signature != PATTERN_NONE)
+    # A lasting break that is an exact constant share of one line (that line was rescaled) is as
+    # certain as a keying signature.
+    by_signature = rec.blamed & ((rec.signature != PATTERN_NONE) | (rec.level & (rec.rank <= -300.0)))
     z = np.where(by_signature, np.maximum(z, BLAME_SIGNATURE_Z), z)
     z = np.where(rec.blamed & ~by_signature, np.maximum(z, BLAME_FIT_Z), z)
     z = np.where(rec.confirmed, np.minimum(z, CONFIRMED_MAX_Z), z)
@@ -381,7 +383,7 @@ def _apply_reconciliation(z: FloatArray, ctx: SeriesContext, rec: Reconciliation
     return z
 
 
-def _classify(ctx: SeriesContext, evidence: FloatArray) -> np.ndarray:
+def _classify(ctx: SeriesContext, evidence: FloatArray, level_blamed: np.ndarray | None = None) -> np.ndarray:
     """Anomaly type per cell, from the error signature or the shape of the deviation."""
     v = ctx.panel.values
     out = np.full(v.shape, "spike", dtype=object)
@@ -391,6 +393,8 @@ def _classify(ctx: SeriesContext, evidence: FloatArray) -> np.ndarray:
     for code, name in PATTERN_NAMES.items():
         out[ctx.pattern == code] = name
     out[ctx.off_season] = "seasonal"
+    if level_blamed is not None:
+        out[level_blamed] = "level_shift"
     out[absent | ((v == 0) & (ctx.pattern == PATTERN_MISSING))] = "missing"
     del evidence
     return out

@@ -38,6 +38,7 @@ TOTAL_CODE = re.compile(r"^(\d{4})-\d{4}$")
 ABS_TOL = 0.03  # cents of rounding per side
 REL_TOL = 1e-4
 MIN_INFORMATIVE = 6
+MIN_INFORMATIVE_LASTING = 12  # an identity that later breaks for good must first hold a year
 MIN_HOLD_SHARE = 0.75
 # A proportion other than +-1 (a fee that is a share of revenue) is a weaker a-priori link than
 # an equality, so it must hold more often before it is believed.
@@ -56,6 +57,10 @@ SIGNATURES = (
 FIT_Z = 2.5  # the corrected amount sits within 2.5 scales of its series' expectation ...
 FIT_GAIN = 2.0  # ... and at least 2 scales closer than the amount as posted,
 FIT_NOW_Z = 3.0  # which must itself be unusual for its series
+LASTING_GAIN = 1.5
+RESCALE_TOL = 2e-3  # cents of rounding on amounts of a few hundred dollars and more
+NO_EXPLANATION = -1
+PATTERN_LEVEL = -2  # internal: blamed as the first month of a lasting break (a level shift)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Reconciliation:
     signature: np.ndarray  # (S,T) int8 PATTERN_* code of the exact correction (NONE if by fit)
     corrected: FloatArray  # (S,T) the amount that restores the identity (NaN elsewhere)
     n_identities: int
+    level: BoolArray  # (S,T) blamed as the first month of a lasting break
+    rank: FloatArray  # (S,T) strength of the blame: -300 rescaled line, -200 signature, -100 refilled, else fit
 
 
 @dataclass
@@ -84,8 +91,9 @@ def reconcile(table: LineTable, ctx: SeriesContext) -> Reconciliation:
     blamed = np.zeros(shape, dtype=bool)
     signature = np.zeros(shape, dtype=np.int8)
     corrected = np.full(shape, np.nan)
+    level = np.zeros(shape, dtype=bool)
     if panel.n_series == 0:
-        return Reconciliation(confirmed, blamed, signature, corrected, 0)
+        return Reconciliation(confirmed, blamed, signature, corrected, 0, level, np.full(shape, np.inf))
     # An absent line in a delivered document is an amount of 0 in that document's sums.
     filled = np.where(np.isfinite(panel.values), panel.values, np.where(panel.document_present, 0.0, np.nan))
     totals = _totals(table, panel)
@@ -105,8 +113,8 @@ def reconcile(table: LineTable, ctx: SeriesContext) -> Reconciliation:
             work.append((q_a, q_b, 1.0, holds, informative))
     # Triangulation: a cell that another identity confirms is not the one that broke this one.
     for q_a, q_b, c, holds, informative in work:
-        _attribute(q_a, q_b, c, holds, informative, filled, ctx, confirmed, blamed, signature, corrected, best_fit)
-    return Reconciliation(confirmed, blamed, signature, corrected, n_found)
+        _attribute(q_a, q_b, c, holds, informative, filled, ctx, confirmed, blamed, signature, corrected, best_fit, level)
+    return Reconciliation(confirmed, blamed, signature, corrected, n_found, level, best_fit)
 
 
 def _totals(table: LineTable, panel) -> dict[int, list[tuple[str, str, FloatArray]]]:
@@ -186,28 +194,62 @@ def _discover(qs: list[_Quantity]) -> list[tuple[int, int, float, np.ndarray, np
     if len(keep) < 2:
         return []
     qk = q[keep]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = qk[:, None, :] / qk[None, :, :]
-        ratio = np.where(np.isfinite(ratio) & (ratio != 0), ratio, np.nan)
-    srt_ratio = np.sort(ratio, axis=-1)
-    count = np.sum(np.isfinite(ratio), axis=-1)
-    mid = np.take_along_axis(srt_ratio, np.clip((count - 1) // 2, 0, None)[..., None], axis=-1)[..., 0]
-    c = np.where(count >= MIN_INFORMATIVE, mid, np.nan)
+    n_t = qk.shape[1]
+    iu, ju = np.triu_indices(len(keep), 1)
+    c_full, pass_full = _screen(qk, iu, ju, slice(0, n_t))
+    # An identity that held for the first half and then broke for good (a level shift, a line
+    # remapped) is still an identity: screen the first half on its own as well.
+    if n_t >= 24:
+        c_half, pass_half = _screen(qk, iu, ju, slice(0, n_t // 2))
+    else:
+        c_half, pass_half = c_full, np.zeros_like(pass_full)
+    sel = np.flatnonzero(pass_full | pass_half)
+    if len(sel) == 0:
+        return []
+    pairs = np.stack([iu[sel], ju[sel]], axis=1)
+    c = np.where(pass_full[sel], c_full[sel], c_half[sel])
     # Snap to +-1 when close: most identities are equalities, and rounding would otherwise leak.
     c = np.where(np.abs(np.abs(c) - 1.0) < 1e-6, np.sign(c), c)
-    holds, informative = _holds(qk[:, None, :], qk[None, :, :], c[..., None])
-    n_inf = informative.sum(axis=-1)
-    share = holds.sum(axis=-1) / np.maximum(n_inf, 1)
+    holds, informative = _holds(qk[pairs[:, 0]], qk[pairs[:, 1]], c[:, None])
+    # Months up to the last one that holds; a trailing run of breaks (at least 3) is one lasting
+    # event and does not count against the identity.
+    idx = np.arange(n_t)
+    last_hold = np.max(np.where(holds, idx, -1), axis=1)
+    trailing = np.sum(informative & ~holds & (idx > last_hold[:, None]), axis=1)
+    span = np.where(trailing >= 3, last_hold, n_t - 1)
+    in_span = idx <= span[:, None]
+    n_inf = (informative & in_span).sum(axis=-1)
+    share = (holds & in_span).sum(axis=-1) / np.maximum(n_inf, 1)
     need = np.where(np.abs(c) == 1.0, MIN_HOLD_SHARE, MIN_HOLD_SHARE_RATIO)
-    ok = (n_inf >= MIN_INFORMATIVE) & (share >= need) & np.isfinite(c) & (np.abs(c) >= 1e-3)
-    ok &= np.triu(np.ones_like(ok), 1).astype(bool)
+    min_inf = np.where(trailing >= 3, MIN_INFORMATIVE_LASTING, MIN_INFORMATIVE)
+    ok = (n_inf >= min_inf) & (share >= need)
     out = []
-    for a, b in np.argwhere(ok):
-        i, j = int(keep[a]), int(keep[b])
+    for k in np.flatnonzero(ok):
+        i, j = int(keep[pairs[k, 0]]), int(keep[pairs[k, 1]])
         if qs[i].lines & qs[j].lines:
             continue  # a total and its own lines agree by construction
-        out.append((i, j, float(c[a, b]), holds[a, b], informative[a, b]))
+        out.append((i, j, float(c[k]), holds[k], informative[k]))
     return _deduplicate(out, qs)
+
+
+def _screen(qk: FloatArray, iu: np.ndarray, ju: np.ndarray, months: slice) -> tuple[FloatArray, np.ndarray]:
+    """Median ratio c per pair and a cheap test: when a = c b in 75 % of the months, the sorted
+    ratios from the first to the third quartile all equal c (float32 is plenty for a screen)."""
+    a = qk[iu, months].astype(np.float32)
+    b = qk[ju, months].astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = a / b
+    ratio[~np.isfinite(ratio) | (ratio == 0)] = np.nan
+    srt = np.sort(ratio, axis=-1)
+    count = np.sum(np.isfinite(ratio), axis=-1)
+
+    def at(pos: np.ndarray) -> FloatArray:
+        return np.take_along_axis(srt, np.clip(pos, 0, srt.shape[1] - 1)[:, None], axis=-1)[:, 0].astype(np.float64)
+
+    mid, q1, q3 = at((count - 1) // 2), at(count // 4), at((3 * count) // 4 - 1)
+    with np.errstate(invalid="ignore"):
+        ok = (count >= MIN_INFORMATIVE) & (np.abs(q3 - q1) <= 1e-2 * np.abs(mid)) & (np.abs(mid) >= 1e-3)
+    return mid, ok
 
 
 def _deduplicate(found, qs):
@@ -256,6 +298,7 @@ def _attribute(
     signature: np.ndarray,
     corrected: FloatArray,
     best_fit: FloatArray,
+    level: BoolArray,
 ) -> None:
     """Blame each break of ``a = c b`` on the cell whose correction restores it best."""
     breaks = np.flatnonzero(informative & ~holds)
@@ -264,19 +307,35 @@ def _attribute(
     diff = qa.values - c * qb.values
     terms = [(s, lag, w) for s, lag, w in qa.terms] + [(s, lag, -c * w) for s, lag, w in qb.terms]
     n_t = len(diff)
+    in_lasting, last_start = False, -1  # inside the run of an identity that broke for good (until it holds again)
     for t in breaks:
+        if in_lasting and not np.any(holds[breaks[0] : t] & (np.arange(breaks[0], t) > last_start)):
+            continue
+        in_lasting = False
         # A break that continues one of the previous month in the same direction is a lasting
         # difference (a level shift, a remapped account), blamed once at its first month.
         if t > 0 and informative[t - 1] and not holds[t - 1] and diff[t] * diff[t - 1] > 0:
             continue
-        # A break that recurs in the same calendar month of other years is a calendar effect
-        # (a true-up, a third pay run), not a keying error.
-        if any(
-            0 <= t + k < n_t and informative[t + k] and not holds[t + k] and diff[t] * diff[t + k] > 0
+        d = float(diff[t])
+        # A lasting break (the next two informative months break the same way) is a new level.
+        later = [k for k in range(t + 1, n_t) if informative[k]][:2]
+        lasting = len(later) == 2 and all(not holds[k] and diff[k] * d > 0 for k in later)
+        # A (short) break that recurs in the same calendar month of other years is a calendar
+        # effect (a true-up, a third pay run), not a keying error.
+        if not lasting and any(
+            0 <= t + k < n_t and informative[t + k] and not holds[t + k] and d * diff[t + k] > 0
             for k in (-36, -24, -12, 12, 24, 36)
         ):
             continue
-        d = float(diff[t])
+        run = [t]
+        if lasting:
+            in_lasting, last_start = True, t
+            # The run lasts until the identity holds again; other errors inside it are tolerated.
+            for k in range(t + 1, n_t):
+                if holds[k]:
+                    break
+                if informative[k]:
+                    run.append(k)
         best: tuple[float, int, int, int, float] | None = None
         for s, lag, w in terms:
             tau = t - lag
@@ -286,11 +345,17 @@ def _attribute(
             if not np.isfinite(x):
                 continue
             x_new = x - d / w
-            code, fit = _judge(ctx, s, tau, x, x_new)
-            if code < 0:
+            code, fit = _judge(ctx, s, tau, x, x_new, lasting)
+            if lasting and lag == 0 and _rescaled(diff, filled[s], w, run):
+                code, fit = PATTERN_LEVEL, -300.0
+            if code == NO_EXPLANATION:
                 continue
             # Exact keying signatures first, then an empty line that the break refills, then fit.
-            rank = fit - (200.0 if code not in (PATTERN_NONE, PATTERN_MISSING) else 100.0 if code else 0.0)
+            rank = (
+                fit
+                if code == PATTERN_LEVEL
+                else fit - (200.0 if code > PATTERN_NONE and code != PATTERN_MISSING else 100.0 if code > 0 else 0.0)
+            )
             if best is None or rank < best[0]:
                 best = (rank, s, tau, code, x_new)
         if best is None:
@@ -299,11 +364,28 @@ def _attribute(
         if rank < best_fit[s, tau]:
             best_fit[s, tau] = rank
             blamed[s, tau] = True
-            signature[s, tau] = code
+            level[s, tau] = code == PATTERN_LEVEL
+            signature[s, tau] = max(code, PATTERN_NONE)
             corrected[s, tau] = x_new
 
 
-def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float) -> tuple[int, float]:
+def _rescaled(diff: FloatArray, x: FloatArray, w: float, run: list[int]) -> bool:
+    """The lasting break is a constant share of the line's amount in every month of the run:
+    the line was rescaled (x f) from the first month on while the other side kept the old basis."""
+    if len(run) < 3:
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = diff[run] / (w * x[run])
+    share = np.where(np.isfinite(share), share, np.nan)
+    mid = share[0]
+    if not np.isfinite(mid) or abs(mid) < 0.05:
+        return False
+    same = np.abs(share - mid) <= RESCALE_TOL * abs(mid)
+    # The first month and at least three quarters of the run (other errors may sit inside it).
+    return int(same.sum()) >= 3 and float(same.mean()) >= 0.75
+
+
+def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float, lasting: bool = False) -> tuple[int, float]:
     """(signature code or NONE, fit z of the corrected amount); code -1 when it does not explain.
 
     The fit is the corrected amount's distance to the closest of its context predictions (the
@@ -337,7 +419,11 @@ def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float) -> tuple[
         return PATTERN_MISSING, fit
     if fit <= FIT_Z and now >= max(fit + FIT_GAIN, FIT_NOW_Z):
         return PATTERN_NONE, fit
-    return -1, np.inf
+    # The first month of a lasting break: the corrected amount continues the level the line
+    # left; the gain, not the size of the step, tells which line moved.
+    if lasting and fit <= FIT_Z and now >= fit + LASTING_GAIN:
+        return PATTERN_LEVEL, fit - now
+    return NO_EXPLANATION, np.inf
 
 
 def _balance_identities(panel, filled: FloatArray, members: np.ndarray):
