@@ -19,8 +19,13 @@ from documents.services import UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from reims.exceptions import ApplicationError
 from reims.logging import log_event
+from reims.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
+
+
+class ImportThrottled(ApplicationError):
+    status_code = 429
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -190,6 +195,14 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
         summary = None
         error = None
         if request.method == "POST":
+            # The API's import rate applies here too (same scope, same per-user history).
+            throttle = DocumentImportThrottle()
+            if not throttle.allow_request(request, None):
+                wait = max(1, round(throttle.wait() or 1))
+                message = f"Too many imports: try again in {wait} s (THROTTLE_DOCUMENT_IMPORT)."
+                response = self._import_refused(request, ImportThrottled(message), outcome="throttled")
+                response["Retry-After"] = str(wait)
+                return response
             try:
                 check_declared_size(request.META)
                 posted, files = request.POST, request.FILES  # parses the body: may be refused
@@ -233,12 +246,14 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
         }
         return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context)
 
-    def _import_refused(self, request: HttpRequest, exc: ApplicationError, form=None) -> HttpResponse:
-        """The import page again with the reason, answered 413; the body is not read further."""
+    def _import_refused(
+        self, request: HttpRequest, exc: ApplicationError, form=None, outcome: str = "rejected"
+    ) -> HttpResponse:
+        """The import page again with the reason, answered with the error's status (413, 429)."""
         log_event(
             "documents_import",
             level=logging.WARNING,
-            outcome="rejected",
+            outcome=outcome,
             channel="admin",
             reason=exc.message,
             user_id=request.user.pk,

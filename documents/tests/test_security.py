@@ -98,6 +98,15 @@ def test_oversized_form_fields_are_a_clean_413_not_a_server_error(importer):
     assert _nothing_written()
 
 
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=3)
+def test_too_many_form_fields_are_a_clean_400(importer):
+    data = {"file": [_upload("a.csv", csv_bytes(statement_rows()))], **{f"junk{i}": "x" for i in range(10)}}
+    response = importer.post(URL, data, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Malformed upload")
+    assert _nothing_written()
+
+
 @override_settings(MAX_UPLOAD_SIZE_MB=1)
 def test_admin_import_page_refuses_an_oversized_upload_with_413(admin_client, event_lines):
     response = admin_client.post(ADMIN_IMPORT_URL, {"files": [_upload("big.csv", _padded_csv(int(1.5 * MB)))]})
@@ -159,6 +168,24 @@ def test_imports_over_the_rate_answer_429_and_write_nothing(importer, api_client
         assert again.status_code == 201
     outcomes = [line["outcome"] for line in event_lines() if line["event"] == "documents_import"]
     assert outcomes == ["ok", "ok", "throttled", "ok"]
+
+
+def test_admin_import_page_shares_the_import_rate(admin_client, admin_user, api_client, event_lines):
+    with override_settings(REST_FRAMEWORK=_rates(document_import="2/min")):
+        first = admin_client.post(ADMIN_IMPORT_URL, {"files": [_upload("a.csv", csv_bytes(statement_rows()))]})
+        assert first.status_code == 200 and b'id="import-summary"' in first.content
+        api_client.force_authenticate(admin_user)
+        files = [_upload("b.csv", csv_bytes(statement_rows(period="2024-02")))]
+        assert api_client.post(URL, {"file": files}, format="multipart").status_code == 201
+        refused = admin_client.post(
+            ADMIN_IMPORT_URL, {"files": [_upload("c.csv", csv_bytes(statement_rows(period="2024-03")))]}
+        )
+        assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+        assert b"Too many imports" in refused.content
+        assert admin_client.get(ADMIN_IMPORT_URL).status_code == 200  # the page itself stays readable
+    assert DocumentUpload.objects.count() == 2
+    outcomes = [(line["channel"], line["outcome"]) for line in event_lines() if line["event"] == "documents_import"]
+    assert outcomes == [("admin", "ok"), ("api", "ok"), ("admin", "throttled")]
 
 
 def test_failed_imports_count_towards_the_rate(importer):

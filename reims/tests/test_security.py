@@ -294,6 +294,16 @@ def test_log_event_writes_one_json_line(event_lines):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
 
 
+def test_values_without_a_json_form_are_written_as_text(event_lines):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+    from pathlib import Path
+
+    log_event("values", amount=Decimal("1234.50"), at=datetime(2024, 1, 31, 9, 0, tzinfo=UTC), path=Path("/x"))
+    (line,) = event_lines()
+    assert (line["amount"], line["at"], line["path"]) == ("1234.50", "2024-01-31T09:00:00.000Z", "/x")
+
+
 def test_secrets_never_reach_the_log(event_lines):
     log_event(
         "login",
