@@ -33,8 +33,8 @@ def _value_range(values: Sequence[float | None], others: Sequence[float], marked
     """The y range: the ordinary (unmarked) amounts, widened to take in any other point near them.
 
     A decimal shift (x100) would squash the rest of the series into a flat line; points far outside
-    (more than 1.5 spans beyond the ordinary range: marked amounts, or expected values and bands
-    pulled by them) are drawn at the edge instead.
+    (beyond 1.5 spans or twice the level: marked amounts, or expected values and bands pulled by
+    them) are drawn at the edge instead.
     """
     marked_set = set(marked)
     ordinary = [float(v) for i, v in enumerate(values) if i not in marked_set and v is not None and math.isfinite(float(v))]
@@ -45,7 +45,10 @@ def _value_range(values: Sequence[float | None], others: Sequence[float], marked
         return 0.0, 1.0
     low, high = min(ordinary), max(ordinary)
     span = (high - low) or max(abs(high) * 0.1, 1.0)
-    allowed_low, allowed_high = low - 1.5 * span, high + 1.5 * span
+    # Room for 1.5 spans or twice the level, whichever is more: a doubled posting or a sign flip
+    # stays on the chart, a x10 or x100 does not.
+    room = max(1.5 * span, 2.0 * max(abs(low), abs(high)))
+    allowed_low, allowed_high = low - room, high + room
     inside = [v for v in candidates if allowed_low <= v <= allowed_high]
     low, high = min([*inside, low]), max([*inside, high])
     if high == low:
@@ -167,7 +170,7 @@ def series_chart_svg(
     for i, v in enumerate(values):
         if v is not None and math.isfinite(float(v)):
             out.append(
-                f'<circle cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="2.5" fill="#111827">'
+                f'<circle class="point" cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="2.5" fill="#111827">'
                 f"<title>{escape(str(labels[i]))}: {escape(_compact_amount(float(v)))}</title></circle>"
             )
     colours = list(marked_colours or [])
