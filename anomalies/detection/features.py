@@ -314,7 +314,7 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
         point_z = np.where(ok, np.minimum(point_z, z), point_z)
         any_pred |= ok
     point_z = np.where(any_pred & np.isfinite(y_eval), point_z, np.nan)
-    off_season = _off_season_postings(v, typical)
+    off_season = _off_season_postings(v, typical, _peers_quiet(panel))
 
     expected_y, expected_scale = _expected(preds, scales, use_local, use_seasonal, use_neighbour, use_sizes, fam_scale)
     expected = unit[:, None] * np.sinh(expected_y)
@@ -462,7 +462,30 @@ def _patterns(
     return np.where(np.nan_to_num(point_z) > 0, out, np.int8(PATTERN_NONE)).astype(np.int8)
 
 
-def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
+MIN_QUIET_PEERS = 3
+
+
+def _peers_quiet(panel: SeriesPanel) -> BoolArray:
+    """(S,T): at least MIN_QUIET_PEERS other properties report the same account that month and
+    none of them posts anything: the month is off-season portfolio-wide (an early snowfall
+    would show at the neighbouring properties too)."""
+    v = panel.values
+    key = np.array([f"{d}|{a}" for d, a in zip(panel.document_types, panel.account_codes, strict=True)])
+    _, group = np.unique(key, return_inverse=True)
+    group = group.reshape(-1)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    observed = np.isfinite(v)
+    posted = observed & (np.abs(np.nan_to_num(v)) > 1e-9)
+    obs_g = np.zeros((n_groups, v.shape[1]))
+    post_g = np.zeros((n_groups, v.shape[1]))
+    np.add.at(obs_g, group, observed.astype(np.float64))
+    np.add.at(post_g, group, posted.astype(np.float64))
+    obs_others = obs_g[group] - observed
+    post_others = post_g[group] - posted
+    return (obs_others >= MIN_QUIET_PEERS) & (post_others == 0)
+
+
+def _off_season_postings(v: FloatArray, typical: FloatArray, peers_quiet: BoolArray | None = None) -> BoolArray:
     """A material amount in a month that is empty in every other year, as are its two
     neighbouring calendar months: snow removal in July.  A November snow bill, next to a
     December that usually has one, is not flagged."""
@@ -480,7 +503,7 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
     # A calendar line: every posting but at most one in ten (the misplaced ones) recurs in the same
     # month of another year.
     stray = (filled & ~recurs).sum(axis=1)
-    calendar_line = (n_filled >= 6) & (stray <= np.maximum(2, 0.15 * n_filled))
+    calendar_line = (n_filled >= 6) & (stray <= np.maximum(2, 0.25 * n_filled))
     out = material & calendar_line[:, None]
     for month_offset in (-1, 0, 1):
         others_empty = np.zeros_like(empty, dtype=np.int64)
@@ -494,7 +517,12 @@ def _off_season_postings(v: FloatArray, typical: FloatArray) -> BoolArray:
         # The month itself must be empty in every other year; its neighbours in all but one
         # (so that two misplaced postings in adjacent months do not hide each other).
         allowed_filled = 0 if month_offset == 0 else 1
-        out &= (others_empty >= 2) & (others_filled <= allowed_filled)
+        ok = (others_empty >= 2) & (others_filled <= allowed_filled)
+        # A month at the edge of the season is off-season only when the portfolio's other
+        # properties are quiet that month as well (no early snowfall anywhere).
+        if month_offset and peers_quiet is not None:
+            ok |= peers_quiet
+        out &= ok
     # ... and the line has a season: the calendar months it is posted in (in the other years) form
     # one contiguous block (snow removal December-March), not a quarterly or scattered pattern.
     n_s, n_t = v.shape
