@@ -38,6 +38,9 @@ TOTAL_CODE = re.compile(r"^(\d{4})-\d{4}$")
 ABS_TOL = 0.03  # cents of rounding per side
 REL_TOL = 1e-4
 MIN_INFORMATIVE = 6
+# Point-in-time documents: their lines are balances, whose monthly change is what the period
+# statements (income statement, cash flow) report.
+STOCK_DOCUMENTS = ("balance_sheet", "mortgage_statement", "rent_roll")
 MIN_INFORMATIVE_LASTING = 12  # an identity that later breaks for good must first hold a year
 MIN_HOLD_SHARE = 0.75
 # A proportion other than +-1 (a fee that is a share of revenue) is a weaker a-priori link than
@@ -142,14 +145,16 @@ def _prefix(code: str) -> str:
 def _quantities(panel, filled: FloatArray, members: np.ndarray, totals) -> list[_Quantity]:
     out: list[_Quantity] = []
 
-    def add(values: FloatArray, terms: list[tuple[int, float]], direct: bool) -> None:
+    def add(values: FloatArray, terms: list[tuple[int, float]], direct: bool, stock: bool) -> None:
         lines = frozenset(s for s, _ in terms)
         out.append(_Quantity(values, [(s, 0, w) for s, w in terms], lines, direct))
+        if not stock:
+            return  # a flow's month-over-month change has no accounting meaning
         change = values - np.concatenate([[np.nan], values[:-1]])
         out.append(_Quantity(change, [(s, 0, w) for s, w in terms] + [(s, 1, -w) for s, w in terms], lines, direct))
 
     for s in members:
-        add(filled[s], [(int(s), 1.0)], True)
+        add(filled[s], [(int(s), 1.0)], True, str(panel.document_types[s]) in STOCK_DOCUMENTS)
     codes = {int(s): str(panel.account_codes[s]) for s in members}
     docs = {int(s): str(panel.document_types[s]) for s in members}
     top: dict[str, list[tuple[list[tuple[int, float]], FloatArray]]] = {}
@@ -158,7 +163,7 @@ def _quantities(panel, filled: FloatArray, members: np.ndarray, totals) -> list[
         covered = [(s, 1.0) for s in codes if docs[s] == doc and codes[s].startswith(prefix)]
         if not covered:
             continue
-        add(values, covered, False)
+        add(values, covered, False, doc in STOCK_DOCUMENTS)
         if len(prefix) == 1:
             top.setdefault(doc, []).append((covered, values))
     # Signed combinations of a document's class totals (revenue - expenses = net income).
