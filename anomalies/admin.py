@@ -73,8 +73,8 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
         "document_type",
         "period_label",
         "account_code",
-        "field_value",
-        "expected_value",
+        "amount_display",
+        "expected_display",
         "anomaly_score_display",
         "severity",
         "anomaly_type",
@@ -137,6 +137,24 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
     @admin.display(description="score", ordering="anomaly_score")
     def anomaly_score_display(self, obj: AnomalyDetection) -> str:
         return f"{obj.anomaly_score:.0f}"
+
+    @admin.display(description="amount", ordering="field_value")
+    def amount_display(self, obj: AnomalyDetection) -> str:
+        return "no line" if obj.field_value is None else f"{obj.field_value:,.2f}"
+
+    @admin.display(description="expected", ordering="expected_value")
+    def expected_display(self, obj: AnomalyDetection) -> str:
+        return "—" if obj.expected_value is None else f"{obj.expected_value:,.2f}"
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """The list is the review queue: a button opens its first anomaly with the queue kept."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None and len(changelist.result_list):
+            filters = request.GET.copy()
+            filters.pop("p", None)  # the queue spans every page of the list
+            response.context_data["review_start_url"] = console.change_url(changelist.result_list[0].pk, filters.urlencode())
+        return response
 
     def get_urls(self):
         own = [

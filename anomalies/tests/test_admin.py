@@ -291,3 +291,13 @@ def test_changelist_filters_of_a_review_link_are_kept_in_the_breadcrumb(admin_cl
     href = html[html.index(">Review queue<") - 200 : html.index(">Review queue<")]
     query = parse_qs(urlsplit(href.split('href="')[-1].rstrip('"')).query)
     assert query == {"severity__exact": ["critical"]}
+
+
+def test_the_list_offers_to_review_its_queue_from_its_first_row(admin_client, detected):
+    response = admin_client.get(CHANGELIST, {"severity__exact": detected.severity, "p": "1"})
+    assert response.context["review_start_url"] == (
+        f"{CHANGELIST}{detected.id}/change/?_changelist_filters=severity__exact%3D{detected.severity}"
+    )
+    html = response.content.decode()
+    assert 'id="start-review"' in html and f"{detected.field_value:,.2f}" in html
+    assert "review_start_url" not in admin_client.get(CHANGELIST, {"q": "no-such-account"}).context

@@ -91,8 +91,9 @@ def test_review_an_anomaly_from_the_dashboard_with_buttons_and_shortcuts(
     rows = _wait(browser).until(EC.presence_of_all_elements_located((By.CSS_SELECTOR, "#result_list tbody tr")))
     queue_size = len(rows)
     assert queue_size >= 2
+    assert "30,840.70" in browser.find_element(By.ID, "result_list").text  # amounts readable
     screenshot(browser, "queue")
-    rows[0].find_element(By.CSS_SELECTOR, "th a").click()
+    browser.find_element(By.ID, "start-review").click()
 
     review = _wait(browser).until(EC.visibility_of_element_located((By.ID, "review")))
     first = _review_id(browser)
@@ -197,4 +198,5 @@ def test_job_page_follows_progress_without_a_reload(browser, live_server, analys
     assert browser.execute_script("return window.__sameDocument === true;")
     # The admin's own read-only fields follow too.
     assert browser.find_element(By.CSS_SELECTOR, ".field-status .readonly").text == "Completed"
+    assert browser.find_element(By.CSS_SELECTOR, "#content > h2").text.endswith("(completed)")
     screenshot(browser, "job-completed")

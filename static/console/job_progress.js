@@ -10,6 +10,8 @@
   var INTERVAL_MS = 2000;
   var FINISHED = { completed: true, failed: true, cancelled: true };
   var LABELS = { queued: "Queued", running: "Running", completed: "Completed", failed: "Failed", cancelled: "Cancelled" };
+  // The colours of batch_jobs.admin.progress_bar, for the admin's own progress field.
+  var COLOURS = { completed: "#2e7d32", failed: "#c62828", cancelled: "#757575", running: "#1565c0", queued: "#9e9e9e" };
 
   function ready(fn) {
     if (document.readyState !== "loading") { fn(); } else { document.addEventListener("DOMContentLoaded", fn); }
@@ -64,7 +66,17 @@
       var inline = document.querySelector(".field-progress .readonly span");
       var inlineBar = document.querySelector(".field-progress .readonly div div");
       if (inline) { inline.textContent = pct.toFixed(1) + "%"; }
-      if (inlineBar) { inlineBar.style.width = pct + "%"; }
+      if (inlineBar) {
+        inlineBar.style.width = pct + "%";
+        inlineBar.style.background = COLOURS[job.status] || COLOURS.running;
+      }
+      // The page title names the status the page was rendered with: "#12 nightly (running)".
+      var title = document.querySelector("#content > h2");
+      var shown = panel.dataset.shownStatus || panel.getAttribute("data-initial-status");
+      if (title && shown && shown !== job.status) {
+        title.textContent = title.textContent.replace("(" + shown + ")", "(" + job.status + ")");
+      }
+      panel.dataset.shownStatus = job.status;
     }
 
     function stop(message) {
