@@ -166,6 +166,19 @@ def series_chart_svg(
             f'<path class="expected" d="{path(expected)}" fill="none" stroke="#2563eb" '
             'stroke-dasharray="5 3" stroke-width="1.5"/>'
         )
+        # A month with an expected value but no neighbour with one (e.g. a total checked only
+        # where it failed to foot) has no line to sit on: a short dash marks it.
+        for i, v in enumerate(expected):
+            if v is None or not math.isfinite(float(v)):
+                continue
+            before = expected[i - 1] if i > 0 else None
+            after = expected[i + 1] if i + 1 < len(expected) else None
+            if before is None and after is None:
+                out.append(
+                    f'<line class="expected-point" x1="{_fmt(x(i) - 8)}" x2="{_fmt(x(i) + 8)}" '
+                    f'y1="{_fmt(y(float(v)))}" y2="{_fmt(y(float(v)))}" stroke="#2563eb" stroke-width="2.5">'
+                    f"<title>expected {escape(_compact_amount(float(v)))}</title></line>"
+                )
     out.append(f'<path class="actual" d="{path(values)}" fill="none" stroke="#111827" stroke-width="1.8"/>')
     for i, v in enumerate(values):
         if v is not None and math.isfinite(float(v)):

@@ -119,3 +119,10 @@ def test_heatmap_tooltips_carry_details_and_the_legend_spans_the_flag_range():
     legend = _parse(heat_legend_svg())
     fills = [r.get("fill") for r in legend.iter(f"{SVG}rect")]
     assert len(set(fills)) == len(fills) == 10  # a ramp, from the flag threshold to 100
+
+
+def test_a_lone_expected_value_is_marked():
+    svg = _parse(series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], expected=[None, 2.5, None]))
+    assert len(svg.findall(f".//{SVG}line[@class='expected-point']")) == 1
+    svg = _parse(series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], expected=[2.0, 2.5, None]))
+    assert not svg.findall(f".//{SVG}line[@class='expected-point']")
