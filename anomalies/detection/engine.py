@@ -215,6 +215,7 @@ def detect_anomalies(
             versions,
             thresholds,
             selections,
+            gate=stat_z >= PYOD_GATE_Z,
         )
     timings["models"] = _ms(t1)
 
@@ -607,6 +608,7 @@ def _run_pyod(
     versions: np.ndarray,
     thresholds: FloatArray,
     selections: list[SelectionRecord],
+    gate: np.ndarray | None = None,
 ) -> FloatArray:
     """Select, train (through the provider) and apply one PyOD detector per modelled series."""
     out = np.zeros(panel.values.shape)
@@ -646,8 +648,11 @@ def _run_pyod(
         model = provider.get_or_train(key, "auto", {"min_history": MIN_HISTORY}, x, train)
         if selection_box:
             selections.append(SelectionRecord(key=key, selection=selection_box[0]))
-        z = model.calibrated_z(feats[s])  # every period of the series in one call
-        out[s] = np.where(np.isfinite(z), z, 0.0)
+        # PyOD only refines cells the statistics already gate in: a series without one is not
+        # scored at all (its result could not change anything).
+        if gate is None or gate[s].any():
+            z = model.calibrated_z(feats[s])  # every period of the series in one call
+            out[s] = np.where(np.isfinite(z), z, 0.0)
         detector_name[s] = f"pyod:{model.model_type}+robust_z"
         model_keys[s] = key.digest(model.model_type)
         versions[s] = model.model_version
