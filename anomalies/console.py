@@ -26,7 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
-from anomalies.models import AnomalyDetection, AnomalyFeedback, FeedbackType
+from anomalies.models import AnomalyDetection, AnomalyFeedback, AnomalyType, FeedbackType
 from documents.models import DocumentType
 
 # Ids of the queue read to find a row's neighbours: a review queue is a few thousand rows at most;
@@ -221,6 +221,10 @@ def _readable(value: Any) -> str:
     return str(value)
 
 
+def _root_cause_label(value: str) -> str:
+    return str(dict(AnomalyType.choices).get(value, value.replace("_", " ")))
+
+
 def review_context(
     *, detection: AnomalyDetection, request: HttpRequest, model_admin: Any, changelist_filters: str
 ) -> dict[str, Any]:
@@ -247,6 +251,7 @@ def review_context(
         "detection": detection,
         "chart": series_chart(detection=detection),
         "explanation": explanation,
+        "root_cause": _root_cause_label(explanation.root_cause_type if explanation else detection.anomaly_type),
         "sentence": (explanation.summary if explanation else "") or detection.explanation_text,
         "factors": factor_rows(explanation.contributing_factors if explanation else (detection.contributions or {})),
         "suggested_actions": list(explanation.suggested_actions) if explanation else [],

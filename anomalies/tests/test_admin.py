@@ -108,7 +108,7 @@ def test_review_page_shows_chart_explanation_source_and_verdict_buttons(admin_cl
     assert "Shaded band: expected value ± 5.0 robust scales" in html
     # The explanation, root cause, factors and actions.
     assert review["sentence"] == detected.explanation_text and "likely decimal shift" in html
-    assert "Why: decimal_shift" in html
+    assert "Why: Decimal shift" in html
     assert review["factors"] and all(f["percent"] is not None for f in review["factors"])
     assert len(review["suggested_actions"]) >= 1
     # The document it came from; no PDF here.
