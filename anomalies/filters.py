@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import re
 
 import django_filters
 from django.core.exceptions import ValidationError
@@ -11,16 +10,18 @@ from django.db.models import Q, QuerySet
 
 from anomalies.models import AnomalyDetection, AnomalyType, DetectionStatus, ModelSelectionLog, Severity
 from documents.models import DocumentType
-
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+from documents.periods import ordinal_from_label
+from reims.filters import fits_db_id
 
 
 def period_ordinal(value: str) -> int:
     """'YYYY-MM' -> FinancialPeriod.ordinal, or a ValidationError naming the expected format."""
-    match = _PERIOD.match(str(value).strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValidationError(f"expected YYYY-MM, got {value!r}")
-    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+    try:
+        return ordinal_from_label(value)
+    except ValueError:
+        # The value goes in params: django-filter formats the message with them, so a '%' in
+        # the value itself must not reach the format string.
+        raise ValidationError("expected YYYY-MM, got %(value)r", params={"value": str(value)}) from None
 
 
 def validate_period(value: str) -> None:
@@ -31,7 +32,7 @@ def _property_filter(qs: QuerySet, name: str, value: str) -> QuerySet:
     """A property by code, or by id when the value is all digits and no property has that code."""
     value = str(value).strip()
     condition = Q(property__code=value)
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and fits_db_id(int(value)):
         condition |= Q(property_id=int(value))
     return qs.filter(condition)
 

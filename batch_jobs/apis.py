@@ -6,7 +6,6 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -92,11 +91,6 @@ class BatchJobFilter(django_filters.FilterSet):
         fields = ["status"]
 
 
-class BatchJobPagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class BatchJobCreateApi(APIView):
     """Create a batch reprocessing job over the latest documents matching the filters and queue it."""
 
@@ -127,7 +121,6 @@ class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     serializer_class = BatchJobSerializer
     permission_classes = [HasModelPermission]
     filterset_class = BatchJobFilter
-    pagination_class = BatchJobPagination
     ordering_fields = ["created_at", "status", "id"]
 
     def required_permission(self) -> str:

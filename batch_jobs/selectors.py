@@ -10,11 +10,12 @@ from django.db.models import Count, QuerySet
 
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, ExtractionStatusFilter
 from documents.models import DocumentUpload
+from documents.periods import period_ordinal
 
 
-def period_ordinal(day: date) -> int:
+def month_ordinal(day: date) -> int:
     """FinancialPeriod.ordinal of the month containing ``day``."""
-    return day.year * 12 + day.month - 1
+    return period_ordinal(day.year, day.month)
 
 
 def job_documents(
@@ -35,9 +36,9 @@ def job_documents(
     if document_types:
         qs = qs.filter(document_type__in=list(document_types))
     if date_range_start is not None:
-        qs = qs.filter(period__ordinal__gte=period_ordinal(date_range_start))
+        qs = qs.filter(period__ordinal__gte=month_ordinal(date_range_start))
     if date_range_end is not None:
-        qs = qs.filter(period__ordinal__lte=period_ordinal(date_range_end))
+        qs = qs.filter(period__ordinal__lte=month_ordinal(date_range_end))
     if extraction_status_filter and extraction_status_filter != ExtractionStatusFilter.ALL:
         qs = qs.filter(extraction_status=extraction_status_filter)
     return qs

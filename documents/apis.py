@@ -8,7 +8,6 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,25 +20,10 @@ from documents.services import UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from reims.exceptions import ApplicationError
 from reims.logging import log_event
+from reims.pagination import StrictPageNumberPagination
 from reims.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
-
-
-class DocumentPagination(PageNumberPagination):
-    """``page_size`` must be a positive whole number (sizes above 500 are capped at 500): DRF
-    would silently fall back to the default size for ``page_size=-1`` or ``page_size=abc``."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
-            raise ApplicationError(
-                "Invalid page size.", field_errors={self.page_size_query_param: ["Expected a whole number from 1."]}
-            )
-        return super().get_page_size(request)
 
 
 class CanImportDocuments(BasePermission):
@@ -87,13 +71,14 @@ class ImportSummarySerializer(serializers.Serializer):
 class DocumentListApi(APIView):
     permission_classes = [IsAuthenticated, CanImportDocuments]
     throttle_classes = [DocumentImportThrottle]  # counts uploads (POST) only
-    pagination_class = DocumentPagination  # also tells the schema that the list is paginated
 
     class InputSerializer(serializers.Serializer):
         file = serializers.ListField(child=serializers.FileField(), help_text="one or several CSV, XLSX or PDF files")
         property = serializers.RegexField(r"^[A-Za-z0-9_-]{1,20}$", required=False, allow_blank=True)
         document_type = serializers.ChoiceField(choices=DocumentType.choices, required=False, allow_blank=True)
         period = serializers.CharField(required=False, allow_blank=True, validators=[PERIOD_VALIDATOR])
+
+    pagination_class = StrictPageNumberPagination  # also tells the schema that the list is paginated
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         # Before authentication: a session login's CSRF check would read (and spool) the body.

@@ -7,15 +7,11 @@ from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 
 from documents.models import DocumentType, DocumentUpload, ExtractionStatus, SourceFormat
+from documents.periods import ordinal_from_label
 
 _TRUE_VALUES = frozenset({"true", "True", "1"})
 _FALSE_VALUES = frozenset({"false", "False", "0"})
 PERIOD_VALIDATOR = RegexValidator(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z", "Expected a period YYYY-MM.")
-
-
-def period_ordinal(label: str) -> int:
-    year, month = (int(part) for part in label.split("-"))
-    return year * 12 + month - 1
 
 
 class DocumentFilter(django_filters.FilterSet):
@@ -42,10 +38,10 @@ class DocumentFilter(django_filters.FilterSet):
         return queryset.filter(property__code__in=codes) if codes else queryset
 
     def filter_period_from(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(period__ordinal__gte=period_ordinal(value))
+        return queryset.filter(period__ordinal__gte=ordinal_from_label(value))
 
     def filter_period_to(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(period__ordinal__lte=period_ordinal(value))
+        return queryset.filter(period__ordinal__lte=ordinal_from_label(value))
 
     def filter_latest(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset if value.lower() in _FALSE_VALUES else queryset.filter(is_latest=True)

@@ -8,8 +8,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from documents.filters import DocumentFilter, period_ordinal
+from documents.filters import DocumentFilter
 from documents.models import DocumentUpload, LineItem, PDFFieldCoordinate, Property
+from documents.periods import ordinal_from_label
 from reims.exceptions import ApplicationError
 
 
@@ -70,9 +71,9 @@ def documents_latest(
     if document_types is not None:
         queryset = queryset.filter(document_type__in=list(document_types))
     if period_from:
-        queryset = queryset.filter(period__ordinal__gte=period_ordinal(period_from))
+        queryset = queryset.filter(period__ordinal__gte=ordinal_from_label(period_from))
     if period_to:
-        queryset = queryset.filter(period__ordinal__lte=period_ordinal(period_to))
+        queryset = queryset.filter(period__ordinal__lte=ordinal_from_label(period_to))
     return queryset.order_by("property_id", "document_type", "period__ordinal")
 
 

@@ -50,6 +50,7 @@ from documents.models import (
 )
 from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
+from documents.periods import period_ordinal
 from reims.exceptions import ApplicationError
 from reims.logging import log_event
 
@@ -294,7 +295,7 @@ def _upsert_periods(labels: Iterable[str]) -> dict[str, FinancialPeriod]:
     wanted: dict[int, tuple[int, int]] = {}
     for label in set(labels):
         year, month = parse_period(label)
-        wanted[year * 12 + month - 1] = (year, month)
+        wanted[period_ordinal(year, month)] = (year, month)
     FinancialPeriod.objects.bulk_create(
         [
             FinancialPeriod(

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from modelcache import selectors, services
 from modelcache.models import AnomalyModelCache
+from reims.filters import IdFilter
 from reims.flags import FeatureFlags
 
 INVALIDATE_PERMISSION = "modelcache.change_anomalymodelcache"
@@ -68,7 +69,7 @@ class ModelCacheEntrySerializer(serializers.ModelSerializer):
 
 class ModelCacheFilter(django_filters.FilterSet):
     property = django_filters.CharFilter(field_name="property__code")
-    property_id = django_filters.NumberFilter(field_name="property_id")
+    property_id = IdFilter(field_name="property_id")
     account_code = django_filters.CharFilter()
     model_type = django_filters.CharFilter()
     is_active = django_filters.BooleanFilter()

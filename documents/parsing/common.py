@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from documents.periods import parse_period  # noqa: F401 - re-exported for the parsers
+
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "property_code",
     "property_name",
@@ -35,7 +37,6 @@ PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industria
 PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
 # would quietly accept them.
-PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
 # because amounts are stored as DECIMAL(18, 2) and silently rounding a statement is worse than
 # refusing it.
@@ -138,19 +139,6 @@ class Overrides:
     def as_columns(self) -> dict[str, str]:
         pairs = {"property_code": self.property_code, "document_type": self.document_type, "period": self.period}
         return {key: value for key, value in pairs.items() if value is not None}
-
-
-def parse_period(text: str) -> tuple[int, int]:
-    """'2024-03' -> (2024, 3); ValueError with a readable reason otherwise."""
-    match = PERIOD_RE.match(text.strip())
-    if not match:
-        raise ValueError(f"bad period {text!r} (expected YYYY-MM)")
-    year, month = int(match.group(1)), int(match.group(2))
-    if not 1 <= month <= 12:
-        raise ValueError(f"bad period {text!r} (month must be 01-12)")
-    if year < 1900:
-        raise ValueError(f"bad period {text!r} (year before 1900)")
-    return year, month
 
 
 def parse_amount(text: str) -> Decimal:

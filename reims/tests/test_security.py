@@ -198,20 +198,6 @@ def _query_parameters(operation: dict) -> list[str]:
     return [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
 
 
-# Failures in endpoints of other apps, reported to their owners; the tests xfail on them (and pass
-# once they are fixed). Key: (path, parameter) / (path, parameter, value).
-KNOWN_PAGINATION_ISSUES = {
-    ("/api/v1/batch-reprocessing/jobs", "page_size"): "DRF falls back to the default size instead of a 400",
-}
-KNOWN_QUERY_ISSUES = {
-    ("/api/v1/anomalies/", "period_from", "%"): "500: TypeError in django-filter formatting the validator message",
-    ("/api/v1/anomalies/", "period_to", "%"): "500: TypeError in django-filter formatting the validator message",
-    # SQLite only (PostgreSQL answers 200): OverflowError, int too large to convert to SQLite INTEGER.
-    ("/api/v1/anomalies/", "property", HUGE_ID): "500 on SQLite: OverflowError converting the id",
-    ("/api/v1/selection-log/", "property", HUGE_ID): "500 on SQLite: OverflowError converting the id",
-    ("/api/v1/model-cache/", "property_id", HUGE_ID): "500 on SQLite: OverflowError converting the id",
-}
-
 LISTS = [op for op in OPERATIONS if op[0] == "GET" and "{" not in op[1]]
 PAGINATED = [op for op in LISTS if "page_size" in _query_parameters(op[2]) or "page" in _query_parameters(op[2])]
 
@@ -225,8 +211,6 @@ def test_bad_pagination_answers_a_clear_4xx(operation, query, superuser_api, som
         pytest.skip("no page_size parameter here")
     response = superuser_api.get(f"{path}?{query}")
     failure = f"{_owner(path)}: GET {path}?{query} -> {response.status_code}"
-    if not 400 <= response.status_code < 500 and (path, query.split("=")[0]) in KNOWN_PAGINATION_ISSUES:
-        pytest.xfail(f"{failure}: {KNOWN_PAGINATION_ISSUES[(path, query.split('=')[0])]}")
     assert 400 <= response.status_code < 500, failure
     assert "detail" in response.json() or "page_size" in response.json()
 
@@ -240,24 +224,18 @@ def test_hostile_query_values_never_fail_on_the_server(operation, value, superus
     method, path, op = operation
     names = _query_parameters(op) or ["q"]
     before = _table_counts()
-    failures, known = [], []
+    failures = []
     superuser_api.raise_request_exception = False  # a 500 is a finding to list, not a crash of the test
     for name in names:
         response = superuser_api.get(path, {name: value})
         if response.status_code >= 500 or response.status_code not in (200, 400, 404):
-            failure = f"{_owner(path)}: GET {path}?{name}={value!r} -> {response.status_code}"
-            if (path, name, value) in KNOWN_QUERY_ISSUES:
-                known.append(f"{failure} ({KNOWN_QUERY_ISSUES[(path, name, value)]})")
-            else:
-                failures.append(failure)
+            failures.append(f"{_owner(path)}: GET {path}?{name}={value!r} -> {response.status_code}")
         elif response.status_code == 200 and isinstance(response.json(), dict) and "count" in response.json():
             unfiltered = superuser_api.get(path).json()["count"]
             if response.json()["count"] > unfiltered:
                 failures.append(f"{_owner(path)}: GET {path}?{name}={value!r} matched more rows than no filter")
     assert not failures, "\n".join(failures)
     assert _table_counts() == before
-    if known:
-        pytest.xfail("; ".join(known))
 
 
 @pytest.mark.django_db
