@@ -81,3 +81,28 @@ def screenshot(request):
         return str(path)
 
     return take
+
+
+@pytest.fixture
+def event_lines():
+    """The JSON lines written on the reims.events logger during the test, as dicts (parsed from
+    the text the project's JsonFormatter writes, so a line that is not one JSON object fails)."""
+    import io
+    import json
+    import logging
+
+    from reims.logging import EVENT_LOGGER_NAME, JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    event_logger = logging.getLogger(EVENT_LOGGER_NAME)
+    event_logger.addHandler(handler)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    try:
+        yield lines
+    finally:
+        event_logger.removeHandler(handler)

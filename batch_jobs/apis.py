@@ -8,11 +8,11 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchReprocessingJob, ExtractionStatusFilter, JobStatus
+from reims.throttles import JobCreateThrottle
 
 
 class HasModelPermission(permissions.BasePermission):
@@ -96,8 +96,7 @@ class BatchJobCreateApi(APIView):
 
     permission_classes = [HasModelPermission]
     required_permission = "batch_jobs.add_batchreprocessingjob"
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "job_create"
+    throttle_classes = [JobCreateThrottle]
 
     @extend_schema(
         request=BatchJobCreateSerializer,
@@ -105,6 +104,7 @@ class BatchJobCreateApi(APIView):
             201: BatchJobSerializer,
             400: OpenApiResponse(description="field errors: unknown property ids, end before start, ..."),
             403: OpenApiResponse(description="missing permission batch_jobs.add_batchreprocessingjob"),
+            429: OpenApiResponse(description="too many jobs created (THROTTLE_JOB_CREATE)"),
             503: OpenApiResponse(description="BATCH_REPROCESSING_ENABLED is off"),
         },
     )

@@ -33,12 +33,35 @@ from batch_jobs.models import (
 )
 from documents.models import DocumentType, DocumentUpload, Property
 from reims.exceptions import ApplicationError, ConflictError
+from reims.filters import fits_db_id
 from reims.flags import FeatureFlags
+from reims.logging import log_event
 
 logger = logging.getLogger(__name__)
 
 FLAG = "BATCH_REPROCESSING_ENABLED"
 FAILURES_CAP = 100  # failures kept in a job's results_summary (failures_total counts them all)
+
+
+def _log_state_change(job: BatchReprocessingJob, previous: str | None) -> None:
+    """One structured line per job state change, written once the change is committed."""
+    fields = {
+        "job_id": job.pk,
+        "job_name": job.job_name,
+        "previous_status": previous,
+        "status": job.status,
+        "initiated_by_id": job.initiated_by_id,
+        "celery_task_id": job.celery_task_id or None,
+        "total_documents": job.total_documents,
+        "processed_documents": job.processed_documents,
+        "successful_documents": job.successful_documents,
+        "failed_documents": job.failed_documents,
+        "skipped_documents": job.skipped_documents,
+        "cancel_requested": job.cancel_requested,
+        "reason": job.error_message or None,
+    }
+    level = logging.WARNING if job.status == JobStatus.FAILED else logging.INFO
+    transaction.on_commit(lambda: log_event("batch_job_state", level=level, **fields))
 
 
 def lease_seconds() -> int:
@@ -66,7 +89,8 @@ def _validate_filters(
     errors: dict[str, list[str]] = {}
     wanted = sorted({int(pk) for pk in property_ids or []})
     if wanted:
-        known = set(Property.objects.filter(id__in=wanted).values_list("id", flat=True))
+        # An id no column can hold is unknown without asking (SQLite would overflow on it).
+        known = set(Property.objects.filter(id__in=[pk for pk in wanted if fits_db_id(pk)]).values_list("id", flat=True))
         unknown = [pk for pk in wanted if pk not in known]
         if unknown:
             errors["property_ids"] = [f"Unknown property ids: {', '.join(map(str, unknown))}"]
@@ -130,7 +154,7 @@ def _new_job(
         extraction_status_filter=extraction_status_filter,
     ).count()
     user = initiated_by if getattr(initiated_by, "is_authenticated", False) else None
-    return BatchReprocessingJob.objects.create(
+    job = BatchReprocessingJob.objects.create(
         job_name=(job_name or "").strip() or f"Reprocess {timezone.now():%Y-%m-%d %H:%M}",
         initiated_by=user,
         property_ids=property_ids,
@@ -142,6 +166,8 @@ def _new_job(
         total_documents=total,
         celery_task_id=celery_task_id,
     )
+    _log_state_change(job, None)
+    return job
 
 
 @transaction.atomic
@@ -206,6 +232,7 @@ def cancel_job(*, job: BatchReprocessingJob) -> BatchReprocessingJob:
         raise ConflictError(f"Job #{job.pk} is already {job.status}; nothing to cancel")
     job.cancel_requested = True
     job.save(update_fields=["cancel_requested", "updated_at"])
+    _log_state_change(job, job.status)  # the request itself; the end follows when the job stops
     if job.status == JobStatus.QUEUED or not BatchJobChunk.objects.filter(job=job, status=ChunkStatus.LEASED).exists():
         _finish_job(job, JobStatus.CANCELLED)  # revokes the pending chunk tasks
     else:
@@ -254,6 +281,7 @@ def job_run(*, job_id: int) -> str:
             job.status = JobStatus.RUNNING
             job.started_at = now
             job.save(update_fields=["status", "started_at", "updated_at"])
+            _log_state_change(job, JobStatus.QUEUED)
         if _timed_out(job, now):
             _finish_job(job, JobStatus.FAILED, error=_timeout_reason())
             return "timed out"
@@ -526,6 +554,7 @@ def _finish_job(job: BatchReprocessingJob, status: str, *, error: str = "") -> N
     now = timezone.now()
     revoke_ids = _pending_task_ids(job) if status != JobStatus.COMPLETED else []
     _refresh_counts(job, now)
+    previous = job.status
     job.status = status
     job.completed_at = now
     job.error_message = error
@@ -536,7 +565,7 @@ def _finish_job(job: BatchReprocessingJob, status: str, *, error: str = "") -> N
         update_fields=["status", "completed_at", "error_message", "estimated_completion_at", "results_summary", "updated_at"]
     )
     _revoke_on_commit(revoke_ids)
-    logger.info("batch job #%s %s (%s/%s documents) %s", job.pk, status, job.processed_documents, job.total_documents, error)
+    _log_state_change(job, previous)
     _start_queued_jobs(exclude=job.pk)
 
 

@@ -75,3 +75,9 @@ def portfolio(
 def job(**kwargs) -> BatchReprocessingJob:
     defaults = {"job_name": "test", "processor": "check_documents"}
     return BatchReprocessingJob.objects.create(**{**defaults, **kwargs})
+
+
+def task_sends(callbacks) -> list:
+    """The on-commit callbacks that send a Celery task (others, such as state-change log lines,
+    run on commit too)."""
+    return [callback for callback in callbacks if callback.__qualname__.startswith("_send_")]

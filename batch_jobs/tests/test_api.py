@@ -51,7 +51,7 @@ def test_post_reprocess_creates_and_queues_a_job(user, django_capture_on_commit_
     assert body["progress_pct"] == 0.0
     assert body["initiated_by"] == "analyst"
     assert body["extraction_status_filter"] == "all"
-    assert len(callbacks) == 1  # the task goes to the broker after commit
+    assert len(factories.task_sends(callbacks)) == 1  # the task goes to the broker after commit
     job = BatchReprocessingJob.objects.get(pk=body["id"])
     assert job.celery_task_id == body["celery_task_id"] != ""
     assert job.processor == "detect_anomalies"

@@ -1,16 +1,12 @@
-"""Fixtures of the documents tests: throttle histories start empty, event lines are captured."""
+"""Fixtures of the documents tests: throttle histories start empty."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from django.core.cache import caches
 
-from reims.logging import EVENT_LOGGER_NAME, JsonFormatter
 from reims.throttles import THROTTLE_CACHE_ALIAS
 
 
@@ -20,22 +16,3 @@ def _fresh_throttle_history() -> Iterator[None]:
     caches[THROTTLE_CACHE_ALIAS].clear()
     yield
     caches[THROTTLE_CACHE_ALIAS].clear()
-
-
-@pytest.fixture
-def event_lines() -> Iterator[Callable[[], list[dict]]]:
-    """The JSON lines written on the reims.events logger during the test, as dicts (parsed from
-    the text the project's JsonFormatter writes, so a line that is not one JSON object fails)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    event_logger = logging.getLogger(EVENT_LOGGER_NAME)
-    event_logger.addHandler(handler)
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-    try:
-        yield lines
-    finally:
-        event_logger.removeHandler(handler)
