@@ -431,3 +431,11 @@ def test_a_bad_throttle_rate_stops_startup(value):
     )
     assert result.returncode != 0
     assert "THROTTLE_JOB_CREATE" in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.django_db
+def test_an_oversized_json_body_gets_a_json_413_on_any_api(superuser_api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = superuser_api.post("/api/v1/batch-reprocessing/reprocess", {"job_name": "x" * 5000}, format="json")
+    assert response.status_code == 413
+    assert response.json()["detail"] == "Request body too large."
