@@ -76,6 +76,8 @@ from pathlib import Path
 
 import numpy as np
 
+from documents.parsing.common import CANONICAL_COLUMNS
+
 DOCUMENT_TYPES: tuple[str, ...] = ("balance_sheet", "income_statement", "cash_flow", "rent_roll", "mortgage_statement")
 ANOMALY_KINDS: tuple[str, ...] = (
     "decimal_shift",
@@ -88,17 +90,7 @@ ANOMALY_KINDS: tuple[str, ...] = (
     "seasonal",
     "footing",
 )
-ROW_COLUMNS: tuple[str, ...] = (
-    "property_code",
-    "property_name",
-    "property_type",
-    "document_type",
-    "period",
-    "account_code",
-    "account_name",
-    "amount",
-    "is_total",
-)
+ROW_COLUMNS = CANONICAL_COLUMNS  # the import format of DESIGN.md §4
 LABEL_COLUMNS: tuple[str, ...] = ("property_code", "document_type", "period", "account_code", "anomaly_kind")
 HISTORY_MONTHS = 13  # no anomaly in the first 13 months of a series
 ANOMALY_RATE_PER_KIND = 0.0023  # of all documents, per kind

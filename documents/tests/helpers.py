@@ -5,17 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-HEADER = (
-    "property_code",
-    "property_name",
-    "property_type",
-    "document_type",
-    "period",
-    "account_code",
-    "account_name",
-    "amount",
-    "is_total",
-)
+from documents.parsing.common import CANONICAL_COLUMNS
+
+HEADER = CANONICAL_COLUMNS
 
 
 def statement_rows(

@@ -9,6 +9,7 @@ import pytest
 
 from documents.demo.generator import ANOMALY_KINDS, HISTORY_MONTHS, generate_portfolio, total_prefix
 from documents.parsing import read_rows
+from documents.parsing.common import CANONICAL_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +48,7 @@ def test_shape_types_and_row_keys(portfolio, documents):
     assert len({p["property_type"] for p in portfolio.properties}) >= 5
     areas = [p["area_sqft"] for p in portfolio.properties]
     assert max(areas) > 3 * min(areas)
-    assert set(portfolio.rows[0]) == {
-        "property_code",
-        "property_name",
-        "property_type",
-        "document_type",
-        "period",
-        "account_code",
-        "account_name",
-        "amount",
-        "is_total",
-    }
+    assert tuple(portfolio.rows[0]) == CANONICAL_COLUMNS
     assert all(row["amount"] == round(row["amount"], 2) for row in portfolio.rows[:5000])
 
 
