@@ -291,7 +291,8 @@ def _upsert_properties(rows: Iterable[CanonicalRow]) -> dict[str, Property]:
     return {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
 
 
-def _upsert_periods(labels: Iterable[str]) -> dict[str, FinancialPeriod]:
+def financial_periods_upsert(labels: Iterable[str]) -> dict[str, FinancialPeriod]:
+    """The FinancialPeriod rows of these 'YYYY-MM' labels, created where missing (label -> row)."""
     wanted: dict[int, tuple[int, int]] = {}
     for label in set(labels):
         year, month = parse_period(label)
@@ -341,7 +342,7 @@ def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: Prog
     summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
     all_rows = [row for p in parsed for row in p.rows]
     properties = _upsert_properties(all_rows)
-    periods = _upsert_periods(row.period for row in all_rows)
+    periods = financial_periods_upsert(row.period for row in all_rows)
     _upsert_accounts(all_rows)
     property_ids = sorted(p.id for p in properties.values())
     # Serialise concurrent imports of the same properties while versions are decided.

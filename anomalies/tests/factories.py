@@ -7,10 +7,8 @@ timing script can build a portfolio of thousands of documents in seconds.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import date
 from decimal import Decimal
 
 import factory
@@ -25,26 +23,16 @@ from documents.models import (
     Property,
     PropertyType,
 )
+from documents.periods import label_from_ordinal, ordinal_from_label
+from documents.services import financial_periods_upsert
 
 
 def period_for(label: str) -> FinancialPeriod:
-    year, month = (int(x) for x in label.split("-"))
-    period, _ = FinancialPeriod.objects.get_or_create(
-        year=year,
-        month=month,
-        defaults={
-            "ordinal": year * 12 + month - 1,
-            "start_date": date(year, month, 1),
-            "end_date": date(year, month, calendar.monthrange(year, month)[1]),
-        },
-    )
-    return period
+    return financial_periods_upsert([label])[label]
 
 
 def month_label(start: str, offset: int) -> str:
-    year, month = (int(x) for x in start.split("-"))
-    ordinal = year * 12 + month - 1 + offset
-    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
+    return label_from_ordinal(ordinal_from_label(start) + offset)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import calendar
-from datetime import date
 from decimal import Decimal
 
 import factory
 
 from batch_jobs.models import BatchReprocessingJob
 from documents.models import DocumentUpload, FinancialPeriod, LineItem, Property
+from documents.services import financial_periods_upsert
 
 
 def period(year: int, month: int) -> FinancialPeriod:
-    obj, _ = FinancialPeriod.objects.get_or_create(
-        year=year,
-        month=month,
-        defaults={
-            "ordinal": year * 12 + month - 1,
-            "start_date": date(year, month, 1),
-            "end_date": date(year, month, calendar.monthrange(year, month)[1]),
-        },
-    )
-    return obj
+    label = f"{year:04d}-{month:02d}"
+    return financial_periods_upsert([label])[label]
 
 
 class PropertyFactory(factory.django.DjangoModelFactory):
