@@ -33,8 +33,19 @@ format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
+# Benchmarks that write to a database get one of their own (never your DATABASE_URL's data).
+BENCH_PG ?= postgres://postgres@127.0.0.1:5432
+BENCH_REDIS ?= redis://127.0.0.1:6379
+
 bench:
-	@for script in benchmarks/*.py; do echo "== $$script =="; $(PYTHON) $$script || exit 1; done
+	$(PYTHON) benchmarks/demo_generation.py
+	$(PYTHON) benchmarks/quality.py
+	$(PYTHON) benchmarks/quality.py --generator independent
+	$(PYTHON) benchmarks/detection_speed.py
+	$(PYTHON) benchmarks/import_speed.py --postgres-url $(BENCH_PG)/reims_bench
+	DATABASE_URL=$(BENCH_PG)/reims_bench_cache $(PYTHON) benchmarks/cache.py
+	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
+	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py
 
 migrate:
 	$(PYTHON) manage.py migrate
