@@ -38,6 +38,9 @@ BENCH_PG ?= postgres://postgres@127.0.0.1:5432
 BENCH_REDIS ?= redis://127.0.0.1:6379
 
 bench:
+	@for db in reims_bench_batch reims_bench_api; do \
+	  psql "$(BENCH_PG)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$$db'" | grep -q 1 \
+	    || psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db"; done
 	$(PYTHON) benchmarks/demo_generation.py
 	$(PYTHON) benchmarks/quality.py
 	$(PYTHON) benchmarks/quality.py --generator independent
