@@ -33,7 +33,8 @@ def portfolio(monkeypatch) -> dict[str, AnomalyDetection]:
     amounts["5010-0000"][20] = -amounts["5010-0000"][20]  # electricity sign flip in 2023-09
     amounts["4010-0000"][8] = amounts["4010-0000"][8] * 2  # rent posted twice in 2022-09
     load_rows(series_rows(property_code="A1", amounts=amounts, start="2022-01"))
-    services.detection_run(all_documents=True)
+    summary = services.detection_run(all_documents=True)
+    assert summary.documents_failed == 0, summary.failures
     flagged = {d.account_code: d for d in AnomalyDetection.objects.filter(is_anomaly=True)}
     assert {"4010-0000", "5010-0000", "6010-0000"} <= set(flagged), flagged
     repairs = flagged["6010-0000"]
