@@ -87,6 +87,7 @@ class AnomalyDetection(models.Model):
         db_table = "anomaly_detections"
         ordering = ["-anomaly_score", "-detected_at"]
         verbose_name = "anomaly"
+        verbose_name_plural = "anomalies"
         constraints = [
             models.UniqueConstraint(fields=["document", "account_code"], name="detection_document_account_unique"),
             models.CheckConstraint(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 @pytest.mark.browser
@@ -15,7 +17,7 @@ def test_login_and_dashboard(browser, live_server, django_user_model, screenshot
     browser.find_element(By.NAME, "password").send_keys("s3cret-pass-123")
     screenshot(browser, "login")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    dashboard = browser.find_element(By.ID, "dashboard")
+    dashboard = WebDriverWait(browser, 20).until(EC.presence_of_element_located((By.ID, "dashboard")))
     assert "Open anomalies by severity" in dashboard.text
     assert "FEATURE_FLAG_PYOD" in browser.find_element(By.ID, "dash-flags").text
     screenshot(browser, "dashboard")
