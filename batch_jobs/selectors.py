@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, ExtractionStatusFilter
-from documents.models import DocumentUpload
+from documents.models import DocumentUpload, FinancialPeriod
 from documents.periods import period_ordinal
 
 
@@ -35,10 +35,15 @@ def job_documents(
         qs = qs.filter(property_id__in=list(property_ids))
     if document_types:
         qs = qs.filter(document_type__in=list(document_types))
-    if date_range_start is not None:
-        qs = qs.filter(period__ordinal__gte=month_ordinal(date_range_start))
-    if date_range_end is not None:
-        qs = qs.filter(period__ordinal__lte=month_ordinal(date_range_end))
+    if date_range_start is not None or date_range_end is not None:
+        # Resolve the months first (a tiny table): the count then runs on the partial index of
+        # latest documents alone, without a join (the API counts at job creation).
+        periods = FinancialPeriod.objects.all()
+        if date_range_start is not None:
+            periods = periods.filter(ordinal__gte=month_ordinal(date_range_start))
+        if date_range_end is not None:
+            periods = periods.filter(ordinal__lte=month_ordinal(date_range_end))
+        qs = qs.filter(period_id__in=list(periods.values_list("id", flat=True)))
     if extraction_status_filter and extraction_status_filter != ExtractionStatusFilter.ALL:
         qs = qs.filter(extraction_status=extraction_status_filter)
     return qs

@@ -154,6 +154,10 @@ class DocumentUpload(models.Model):
             models.Index(fields=["property", "document_type", "period"], name="document_natural_key_idx"),
             models.Index(fields=["extraction_status"], name="document_status_idx"),
             models.Index(fields=["document_type", "period"], name="document_type_period_idx"),
+            # Counting a job's documents (latest versions by type and month) reads only this.
+            models.Index(
+                fields=["document_type", "period"], condition=Q(is_latest=True), name="document_latest_type_per_idx"
+            ),
             models.Index(fields=["uploaded_at"], name="document_uploaded_at_idx"),
         ]
 
