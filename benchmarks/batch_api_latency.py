@@ -15,6 +15,7 @@ jobs, and purges the broker's queues (no worker runs, so the queued jobs' tasks 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -28,6 +29,7 @@ os.environ.setdefault("THROTTLE_JOB_CREATE", "1000000/min")  # measure the endpo
 import django  # noqa: E402
 
 django.setup()
+logging.getLogger("reims.events").setLevel(logging.WARNING)  # one line per job would drown the figures
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
