@@ -7,8 +7,10 @@ machine can tell: whether the detector can run here, and why not.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -82,7 +84,9 @@ def _unavailable_reason(entry: dict[str, Any]) -> str | None:
         return "requires " + ", ".join(missing)
     module_path, _, class_name = str(entry.get("class_path", "")).rpartition(".")
     try:
-        module = importlib.import_module(module_path)
+        # Some PyOD modules print "please install torch first" on import: not our users' concern.
+        with contextlib.redirect_stdout(io.StringIO()):
+            module = importlib.import_module(module_path)
         getattr(module, class_name)
     except Exception as exc:  # noqa: BLE001 - any import failure makes it unavailable
         return f"cannot import {entry.get('class_path')}: {type(exc).__name__}: {exc}"
