@@ -5,16 +5,15 @@ The detection input is the engine's columnar :class:`LineTable`. It is built fro
 documents costs a handful of queries whatever its number of lines:
 
 1. the target documents (id, property, type, period, version flags);
-2. every line of the latest versions of those documents' (property, document type) series, over
-   all periods (the engine compares a point with both sides of its history and the same month of
-   other years);
-3. the peers: the same document types and (non-total) account codes at up to
-   ``PEER_PROPERTY_COUNT`` other properties (same property type first, then by id). The engine's
-   peer feature compares each line's deviation from its own series' level with the same account
-   at other properties and needs at least four members per account, so three peers are enough
-   and keep a chunk's cost bounded however large the portfolio. Peers are loaded over their whole
-   history, not a window around the chunk: the engine models them too, and a model trained on the
-   same data every time is what the model cache can reuse.
+2. every line of the latest versions of *every* document of those documents' properties, over all
+   periods and document types (the engine compares a point with both sides of its history and the
+   same month of other years, and reconciles a property's statements with each other): the
+   context of a document is its whole property, whatever else the chunk holds;
+3. the peers: not rows of other properties but the portfolio-wide :class:`PeerStats` aggregate
+   (per document type, account and period: properties reporting and posting, quantiles of the
+   scale-free level), computed from one query over every latest line of the portfolio and kept
+   in memory while the portfolio's latest documents do not change (``portfolio_peer_stats``).
+   A document's detections then never depend on which other documents share its chunk.
 """
 
 from __future__ import annotations
@@ -24,14 +23,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.db.models import Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
+from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
 from anomalies.models import AnomalyDetection, AnomalyFeedback, ModelSelectionLog
 from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
 
-# Other properties loaded beside a chunk's own for the peer feature (the engine needs >= 4 members
-# per account); a portfolio of hundreds of properties does not make a chunk slower.
+# Kept for peer_property_ids (a listing helper); detection no longer loads peer rows.
 PEER_PROPERTY_COUNT = 3
 
 _LINE_COLUMNS = (
@@ -74,6 +73,7 @@ class DetectionInput:
     amounts: list[Decimal]
     targets: dict[int, TargetDocument]
     property_codes: dict[int, str] = field(default_factory=dict)
+    peers: PeerStats | None = None  # portfolio-wide peer evidence for the engine
 
     @property
     def n_rows(self) -> int:
@@ -131,75 +131,74 @@ def peer_property_ids(*, property_ids: Sequence[int], limit: int = PEER_PROPERTY
     return (same + other)[:limit]
 
 
-def detection_input_for_documents(*, document_ids: Sequence[int], peer_limit: int = PEER_PROPERTY_COUNT) -> DetectionInput:
-    """The engine input for a chunk of documents: their series' full history and sampled peers.
+def _portfolio_fingerprint() -> tuple[int, int, int]:
+    """Changes whenever the set of latest, not failed, documents changes (a new version, a new
+    document, a deletion, a failed extraction): (count, max id, sum of ids), one query."""
+    agg = (
+        DocumentUpload.objects.filter(is_latest=True)
+        .exclude(extraction_status=ExtractionStatus.FAILED)
+        .aggregate(n=Count("id"), top=Max("id"), total=Sum("id"))
+    )
+    return int(agg["n"] or 0), int(agg["top"] or 0), int(agg["total"] or 0)
+
+
+_PEER_STATS: dict[tuple[int, int, int], PeerStats] = {}
+
+
+def portfolio_peer_stats() -> PeerStats:
+    """Peer statistics of the whole portfolio (every latest line), for every detection call.
+
+    Computed from one query over the non-total lines of the latest documents and kept in memory
+    under the portfolio's fingerprint, so a batch job's chunks share one computation and any
+    import (a new version changes the fingerprint) is seen by the next chunk.
+    """
+    key = _portfolio_fingerprint()
+    stats = _PEER_STATS.get(key)
+    if stats is None:
+        rows = list(
+            _latest_lines()
+            .filter(is_total=False)
+            .values_list(
+                "document__property_id", "document__document_type", "account_code", "document__period__ordinal", "amount"
+            )
+        )
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+        stats = peer_stats_from_columns(
+            property_ids=cols[0], document_types=cols[1], account_codes=cols[2], periods=cols[3], amounts=cols[4]
+        )
+        _PEER_STATS.clear()
+        _PEER_STATS[key] = stats
+    return stats
+
+
+def detection_input_for_documents(*, document_ids: Sequence[int], peer_limit: int = 0) -> DetectionInput:
+    """The engine input for a chunk of documents: every latest document of their properties (all
+    periods, all document types) as context, and the portfolio's peer statistics.
 
     Documents that are not the latest version of their (property, type, period) or whose
     extraction failed are kept in ``targets`` (the caller reports them as skipped) but add nothing
-    to the table.
+    to the table. ``peer_limit`` is ignored (peers come from the portfolio aggregate).
     """
+    del peer_limit
     targets = target_documents_get(document_ids=document_ids)
     live = [t for t in targets.values() if t.is_latest and t.extraction_status != ExtractionStatus.FAILED]
     if not live:
         table, doc_ids, period_ids, amounts = _table_from_rows([])
         return DetectionInput(table, doc_ids, period_ids, amounts, targets)
-
     property_ids = sorted({t.property_id for t in live})
-    document_types = sorted({t.document_type for t in live})
-    own_rows = list(
-        _latest_lines()
-        .filter(document__property_id__in=property_ids, document__document_type__in=document_types)
-        .values_list(*_LINE_COLUMNS)
-    )
-    # Only the (property, type) pairs of the chunk: a chunk of one property's income statements
-    # does not need its balance sheets, even if another property of the chunk needs them.
-    pairs = {(t.property_id, t.document_type) for t in live}
-    own_rows = [r for r in own_rows if (r[2], r[4]) in pairs]
-
-    peers = peer_property_ids(property_ids=property_ids, limit=peer_limit) if peer_limit else []
-    peer_rows: list[tuple] = []
-    if peers:
-        accounts = sorted({r[7] for r in own_rows if not r[9]})
-        peer_rows = list(
-            _latest_lines()
-            .filter(
-                document__property_id__in=peers,
-                document__document_type__in=document_types,
-                account_code__in=accounts,
-                is_total=False,
-            )
-            .values_list(*_LINE_COLUMNS)
-        )
-    table, doc_ids, period_ids, amounts = _table_from_rows(own_rows + peer_rows)
-    return DetectionInput(table, doc_ids, period_ids, amounts, targets)
+    rows = list(_latest_lines().filter(document__property_id__in=property_ids).order_by("id").values_list(*_LINE_COLUMNS))
+    table, doc_ids, period_ids, amounts = _table_from_rows(rows)
+    return DetectionInput(table, doc_ids, period_ids, amounts, targets, peers=portfolio_peer_stats())
 
 
-def detection_input_for_properties(*, property_ids: Sequence[int], peer_limit: int = PEER_PROPERTY_COUNT) -> DetectionInput:
-    """The engine input for whole properties (every latest document is a target) plus peers.
-
-    When the group itself holds enough properties the peers add little; they are still loaded so
-    that a property's result does not depend on which group it fell in.
-    """
-    own_rows = list(_latest_lines().filter(document__property_id__in=property_ids).values_list(*_LINE_COLUMNS))
-    doc_ids = {r[1] for r in own_rows}
-    targets = target_documents_get(document_ids=doc_ids)
-    peers = peer_property_ids(property_ids=property_ids, limit=max(0, peer_limit - len(property_ids) + 1))
-    peer_rows: list[tuple] = []
-    if peers and own_rows:
-        accounts = sorted({r[7] for r in own_rows if not r[9]})
-        document_types = sorted({r[4] for r in own_rows})
-        peer_rows = list(
-            _latest_lines()
-            .filter(
-                document__property_id__in=peers,
-                document__document_type__in=document_types,
-                account_code__in=accounts,
-                is_total=False,
-            )
-            .values_list(*_LINE_COLUMNS)
-        )
-    table, doc_id_arr, period_ids, amounts = _table_from_rows(own_rows + peer_rows)
-    return DetectionInput(table, doc_id_arr, period_ids, amounts, targets)
+def detection_input_for_properties(*, property_ids: Sequence[int], peer_limit: int = 0) -> DetectionInput:
+    """The engine input for whole properties (every latest document is a target), with the
+    portfolio's peer statistics. ``peer_limit`` is ignored (see detection_input_for_documents)."""
+    del peer_limit
+    rows = list(_latest_lines().filter(document__property_id__in=property_ids).order_by("id").values_list(*_LINE_COLUMNS))
+    targets = target_documents_get(document_ids={r[1] for r in rows})
+    table, doc_id_arr, period_ids, amounts = _table_from_rows(rows)
+    return DetectionInput(table, doc_id_arr, period_ids, amounts, targets, peers=portfolio_peer_stats())
 
 
 def document_ids_for_detection(

@@ -402,8 +402,12 @@ def _run_engine(
     """Run the engine over the whole table and keep the results of the target documents' rows."""
     target_pairs = {(inp.targets[d].property_id, inp.targets[d].document_type) for d in rows_of_doc}
     provider = options.model_provider
+    # The table is the targets' whole properties (context); only the targets' rows are scored.
+    score_mask = np.zeros(table.n_rows, dtype=bool)
+    for rows in rows_of_doc.values():
+        score_mask[rows] = True
     if provider is not None and hasattr(provider, "prefetch"):
-        detail = ~table.is_total
+        detail = ~table.is_total & score_mask
         keys = {
             detection_engine.SeriesModelKey(int(p), str(t), str(a))
             for p, t, a in zip(
@@ -411,8 +415,19 @@ def _run_engine(
             )
         }
         provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
+    peers = inp.peers
+    if peers is not None:
+        # A series cut at an accepted new normal keeps its account's portfolio statistics.
+        renamed = {str(a): _original_account(str(a)) for a in np.unique(table.account_codes) if NEW_NORMAL_SEPARATOR in a}
+        peers = peers.with_aliases(renamed) if renamed else peers
     result = detection_engine.detect_anomalies(
-        table, use_pyod=options.use_pyod, model_provider=provider, llm=options.llm, seed=options.seed
+        table,
+        use_pyod=options.use_pyod,
+        model_provider=provider,
+        llm=options.llm,
+        seed=options.seed,
+        peers=peers,
+        score_mask=score_mask,
     )
     findings = {f.row: f for f in result.findings if f.row >= 0}
     statements = {sf.row: sf for sf in result.statement_findings}
@@ -631,7 +646,10 @@ def _detect_and_write(
 ) -> None:
     learning = FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED")
     pairs = {(inp.targets[d].property_id, inp.targets[d].document_type) for d in rows_of_doc}
-    feedback = _FeedbackIndex.build(feedback_for_series(pairs=pairs))
+    # The feedback of the whole context, not only of the targets' statements: a new normal accepted
+    # on another statement of the property cuts that series for every chunk alike.
+    context_pairs = {(int(p), str(t)) for p, t in zip(inp.table.property_ids, inp.table.document_types, strict=True)}
+    feedback = _FeedbackIndex.build(feedback_for_series(pairs=pairs | context_pairs))
     table = _split_new_normal(inp.table, feedback) if learning else inp.table
     try:
         output = _run_engine(inp, table, rows_of_doc, options)

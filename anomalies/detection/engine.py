@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,6 +43,7 @@ from .features import (
     SeriesContext,
     compute_context,
 )
+from .peers import PeerStats
 from .reconcile import Reconciliation, reconcile
 from .scoring import FLAG_SCORE, score_from_z, severity
 from .selection import LLMConfig, ModelSelection, select_optimal_model_llm
@@ -176,18 +179,39 @@ def detect_anomalies(
     model_provider: ModelProvider | None = None,
     llm: LLMConfig | None = None,
     seed: int = 0,
+    peers: PeerStats | None = None,
+    score_mask: np.ndarray | None = None,
 ) -> DetectionResult:
-    """Score every non-total line of ``table`` and check every statement."""
+    """Score every non-total line of ``table`` and check every statement.
+
+    A line's result depends only on its own series, the other series of its property (statement
+    identities, misclassification pairs within a document) and ``peers``: never on which other
+    properties or documents the table holds, so any grouping of a portfolio into calls gives the
+    same results.  ``peers`` is the portfolio-wide peer evidence (:class:`~.peers.PeerStats`);
+    when omitted it is computed from ``table`` itself, which is then taken to be the whole
+    portfolio.  Callers that score part of a portfolio must pass the portfolio's statistics.
+
+    ``score_mask`` (bool per table row): only those rows are scored and returned; the others are
+    history and context (their series are still read, their documents not reported).  Give
+    every row of a document or none (statement checks and misclassification pairs are per
+    document).
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     provider = model_provider or TrainingProvider()
     panel = build_panel(table)
-    ctx = compute_context(panel)
+    if peers is None:
+        peers = PeerStats.from_table(table)
+    ctx = compute_context(panel, peers)
     feats = AnomalyFeatureEngineer().transform(ctx)
     timings["features"] = _ms(t0)
 
     n = table.n_rows
-    observed = panel.rows >= 0
+    row_mask = np.ones(n, dtype=bool) if score_mask is None else np.asarray(score_mask, dtype=bool)
+    if row_mask.shape != (n,):
+        raise ValueError(f"score_mask has shape {row_mask.shape}, expected ({n},)")
+    cell_mask = _cell_mask(table, panel, row_mask)
+    observed = (panel.rows >= 0) & cell_mask
     modelled = ctx.n_observed >= MIN_HISTORY
     t_rec = time.perf_counter()
     rec = reconcile(table, ctx)
@@ -201,12 +225,12 @@ def detect_anomalies(
     pyod_z = np.zeros_like(stat_z)
 
     t1 = time.perf_counter()
-    if use_pyod and modelled.any():
+    if use_pyod and (modelled & cell_mask.any(axis=1)).any():
         pyod_z = _run_pyod(
             panel,
             ctx,
             feats.values,
-            modelled,
+            modelled & cell_mask.any(axis=1),
             provider,
             llm,
             seed,
@@ -215,7 +239,7 @@ def detect_anomalies(
             versions,
             thresholds,
             selections,
-            gate=stat_z >= PYOD_GATE_Z,
+            gate=(stat_z >= PYOD_GATE_Z) & cell_mask,
         )
     timings["models"] = _ms(t1)
 
@@ -229,7 +253,7 @@ def detect_anomalies(
     anomaly_type = _classify(ctx, evidence, rec.level)
     partners = _pair_misclassifications(panel, ctx, evidence, anomaly_type)
     scores = score_from_z(evidence)
-    flagged = (scores >= FLAG_SCORE) & modelled[:, None]
+    flagged = (scores >= FLAG_SCORE) & modelled[:, None] & cell_mask
     timings["scoring"] = _ms(t2)
 
     result = _empty_result(n)
@@ -241,9 +265,9 @@ def detect_anomalies(
             str(panel.document_types[s]),
             str(panel.account_codes[s]),
             int(ctx.n_observed[s]),
-            tuple(int(r) for r in panel.rows[s] if r >= 0),
+            tuple(int(r) for r in panel.rows[s] if r >= 0 and row_mask[r]),
         )
-        for s in np.flatnonzero(~modelled & (ctx.n_observed > 0))
+        for s in np.flatnonzero(~modelled & (ctx.n_observed > 0) & cell_mask.any(axis=1))
     ]
     s_idx, t_idx = np.nonzero(observed & modelled[:, None])
     rows = panel.rows[s_idx, t_idx]
@@ -281,8 +305,13 @@ def detect_anomalies(
         versions,
         thresholds,
         modelled,
+        cell_mask,
     )
-    result.statement_findings = _unexplained(check_statements(table), table, result.is_anomaly)
+    scored_rows = np.flatnonzero(row_mask)
+    statements = check_statements(table if score_mask is None else table.take(scored_rows))
+    if score_mask is not None:
+        statements = [replace_rows(sf, scored_rows) for sf in statements]
+    result.statement_findings = _unexplained(statements, table, result.is_anomaly)
     for sf in result.statement_findings:
         result.anomaly_type[sf.row] = sf.anomaly_type
         result.is_anomaly[sf.row] = True
@@ -294,6 +323,27 @@ def detect_anomalies(
     timings["findings"] = _ms(t3)
     timings["total"] = _ms(t0)
     return result
+
+
+def _cell_mask(table: LineTable, panel: SeriesPanel, row_mask: np.ndarray) -> np.ndarray:
+    """(S,T): the cell belongs to a document (property, document type, period) with a scored row.
+
+    Absent postings have no row: they are reported when their document is scored.
+    """
+    if panel.n_series == 0:
+        return np.zeros(panel.values.shape, dtype=bool)
+    if row_mask.all():
+        return np.ones(panel.values.shape, dtype=bool)
+    rows = np.flatnonzero(row_mask & (panel.series_of_row >= 0))
+    n_docs = int(panel.document_ids.max()) + 1
+    by_doc = np.zeros((n_docs, panel.n_periods), dtype=bool)
+    by_doc[panel.document_ids[panel.series_of_row[rows]], table.periods[rows] - panel.period0] = True
+    return by_doc[panel.document_ids]
+
+
+def replace_rows(sf: StatementFinding, rows: np.ndarray) -> StatementFinding:
+    """A statement finding of a sub-table with its rows mapped back to the full table's."""
+    return _replace(sf, row=int(rows[sf.row]), covered_rows=tuple(int(rows[r]) for r in sf.covered_rows))
 
 
 def _unexplained(findings: list[StatementFinding], table: LineTable, flagged: np.ndarray) -> list[StatementFinding]:
@@ -504,11 +554,12 @@ def _findings(
     versions: np.ndarray,
     thresholds: FloatArray,
     modelled: np.ndarray,
+    cell_mask: np.ndarray,
 ) -> list[Finding]:
     out: list[Finding] = []
     absent = (panel.rows < 0) & panel.document_present
     report = flagged.copy()
-    report |= absent & (scores >= FLAG_SCORE) & modelled[:, None]
+    report |= absent & (scores >= FLAG_SCORE) & modelled[:, None] & cell_mask
     for s, t in np.argwhere(report):
         started = time.perf_counter()
         row = int(panel.rows[s, t])
@@ -566,13 +617,16 @@ def synthetic_anomaly_rows(panel: SeriesPanel, series: IntArray, seed: int) -> d
     the features recomputed for all copies in one vectorised pass, so cross-validation sees the
     errors exactly as detection would.
     """
-    rng = np.random.default_rng(seed)
     kinds = len(CV_INJECTIONS)
     values = np.repeat(panel.values[series], kinds, axis=0)
     positions = np.zeros(len(values), dtype=np.int64)
-    for i in range(len(values)):
-        obs = np.flatnonzero(np.isfinite(values[i]) & (values[i] != 0))
-        positions[i] = rng.choice(obs) if len(obs) else 0
+    for j, s in enumerate(series):
+        # One generator per series, seeded by the series' identity: its injections do not depend
+        # on which other series are cross-validated in the same pass.
+        rng = np.random.default_rng(series_seed(panel, int(s), seed))
+        obs = np.flatnonzero(np.isfinite(panel.values[s]) & (panel.values[s] != 0))
+        for k in range(kinds):
+            positions[j * kinds + k] = rng.choice(obs) if len(obs) else 0
     factors = np.tile(np.array([10.0, -1.0, 4.0, 2.0]), len(series))
     rows_idx = np.arange(len(values))
     values[rows_idx, positions] *= factors
@@ -595,6 +649,18 @@ def synthetic_anomaly_rows(panel: SeriesPanel, series: IntArray, seed: int) -> d
     }
 
 
+def series_seed(panel: SeriesPanel, s: int, seed: int) -> int:
+    """A seed per series from its identity (property, document type, account) and the run seed."""
+    text = f"{seed}|{int(panel.property_ids[s])}|{panel.document_types[s]}|{panel.account_codes[s]}"
+    return zlib.crc32(text.encode())
+
+
+def _own_span(values: FloatArray) -> FloatArray:
+    """The series from its first to its last observed month (the panel may be wider)."""
+    idx = np.flatnonzero(np.isfinite(values))
+    return values[idx[0] : idx[-1] + 1] if len(idx) else values[:0]
+
+
 def _run_pyod(
     panel: SeriesPanel,
     ctx: SeriesContext,
@@ -613,35 +679,23 @@ def _run_pyod(
     """Select, train (through the provider) and apply one PyOD detector per modelled series."""
     out = np.zeros(panel.values.shape)
     series = np.flatnonzero(modelled)
-    # Selection (rules -> LLM -> cross-validation) runs once per account family (document type,
-    # account code) across properties; the family's choice is reused, and logged, for each of
-    # its other series, which are only trained.
-    family_choice: dict[tuple[str, str], tuple[SeriesModelKey, ModelSelection]] = {}
+    # Selection (rules -> LLM -> cross-validation) runs per series, on the series' own history and
+    # characteristics only: the choice never depends on which other series share the table.  The
+    # synthetic errors of cross-validation are made, the first time a model must be trained, for
+    # every series of the call in one vectorised pass (each series with its own seed).
+    injected: dict[int, FloatArray] = {}
     for s in series:
         observed = panel.rows[s] >= 0
         x = feats[s][observed]
         key = SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]))
         selection_box: list[ModelSelection] = []
 
-        def train(
-            s: int = int(s), x: FloatArray = x, key: SeriesModelKey = key, box: list[ModelSelection] = selection_box
-        ) -> FittedModel:
-            family = (key.document_type, key.account_code)
-            chars = series_characteristics(panel.values[s], x)
-            if family in family_choice:
-                first, chosen = family_choice[family]
-                selection = replace(
-                    chosen,
-                    characteristics=chars,
-                    selection_reasoning=(
-                        f"Family choice of {family[0]} {family[1]} (selected on property "
-                        f"{first.property_id}): {chosen.selection_reasoning}"
-                    ),
-                )
-            else:
-                injected = synthetic_anomaly_rows(panel, np.array([s]), seed)[s]
-                selection = select_optimal_model_llm(chars, llm=llm, x_history=x, x_anomalies=injected, seed=seed)
-                family_choice[family] = (key, selection)
+        def train(s: int = int(s), x: FloatArray = x, box: list[ModelSelection] = selection_box) -> FittedModel:
+            if s not in injected:
+                pending = np.array([i for i in series if int(i) not in injected], dtype=np.int64)
+                injected.update(synthetic_anomaly_rows(panel, pending, seed))
+            chars = series_characteristics(_own_span(panel.values[s]), x)
+            selection = _select(chars, llm, x, injected[s], seed)
             box.append(selection)
             return train_model(selection.selected_model, x, seed=seed, feature_names=FEATURE_NAMES)
 
@@ -659,3 +713,10 @@ def _run_pyod(
         thresholds[s] = model.threshold
     del ctx
     return out
+
+
+def _select(
+    chars: dict[str, Any], llm: LLMConfig | None, x: FloatArray, x_anomalies: FloatArray, seed: int
+) -> ModelSelection:
+    """Model selection for one series, from its own characteristics and history only."""
+    return select_optimal_model_llm(chars, llm=llm, x_history=x, x_anomalies=x_anomalies, seed=seed)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .peers import PeerStats
 from .table import BoolArray, FloatArray, LineTable, SeriesPanel, build_panel
 
 LOCAL_WINDOW = 6  # months each side for the local level
@@ -113,6 +114,7 @@ class SeriesContext:
     behaviour: npt.NDArray[np.object_] = None  # type: ignore[assignment]  # (S,) behaviour class name
     pattern: npt.NDArray[np.int8] = None  # type: ignore[assignment]  # (S,T) PATTERN_* code of an error signature
     expected_scale: FloatArray = None  # type: ignore[assignment]  # (S,T) scale of expected_y (asinh units)
+    peers: PeerStats | None = None  # portfolio-wide peer evidence (None: none)
 
     def to_amount(self, y: FloatArray) -> FloatArray:
         return self.unit[:, None] * np.sinh(y)
@@ -184,8 +186,13 @@ def _month_spread_size(r: FloatArray) -> FloatArray:
     return np.where(ok.sum(axis=-1) >= 2, low, np.nan)
 
 
-def compute_context(panel: SeriesPanel) -> SeriesContext:
-    """Behaviour, context predictions, standardised residuals and error signatures per cell."""
+def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> SeriesContext:
+    """Behaviour, context predictions, standardised residuals and error signatures per cell.
+
+    Everything is computed per series from its own history, except the peer evidence, which
+    comes from ``peers`` (portfolio-wide, see :mod:`.peers`) and never from the other series
+    of the panel: a series' result does not depend on what else the panel holds.
+    """
     v = panel.values
     n_series, n_periods = v.shape
     finite = np.isfinite(v)
@@ -314,7 +321,7 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
         point_z = np.where(ok, np.minimum(point_z, z), point_z)
         any_pred |= ok
     point_z = np.where(any_pred & np.isfinite(y_eval), point_z, np.nan)
-    off_season = _off_season_postings(v, typical, _peers_quiet(panel))
+    off_season = _off_season_postings(v, typical, _peers_quiet(panel, peers))
 
     expected_y, expected_scale = _expected(preds, scales, use_local, use_seasonal, use_neighbour, use_sizes, fam_scale)
     expected = unit[:, None] * np.sinh(expected_y)
@@ -377,6 +384,7 @@ def compute_context(panel: SeriesPanel) -> SeriesContext:
         behaviour=behaviour,
         pattern=pattern,
         expected_scale=expected_scale,
+        peers=peers,
     )
 
 
@@ -465,24 +473,20 @@ def _patterns(
 MIN_QUIET_PEERS = 3
 
 
-def _peers_quiet(panel: SeriesPanel) -> BoolArray:
-    """(S,T): at least MIN_QUIET_PEERS other properties report the same account that month and
-    none of them posts anything: the month is off-season portfolio-wide (an early snowfall
-    would show at the neighbouring properties too)."""
+def _peers_quiet(panel: SeriesPanel, peers: PeerStats | None) -> BoolArray | None:
+    """(S,T): at least MIN_QUIET_PEERS other properties of the portfolio report the same account
+    that month and none of them posts anything: the month is off-season portfolio-wide (an early
+    snowfall would show at the neighbouring properties too).  None without peer statistics."""
+    if peers is None or panel.n_series == 0:
+        return None
     v = panel.values
-    key = np.array([f"{d}|{a}" for d, a in zip(panel.document_types, panel.account_codes, strict=True)])
-    _, group = np.unique(key, return_inverse=True)
-    group = group.reshape(-1)
-    n_groups = int(group.max()) + 1 if len(group) else 0
+    groups = peers.group_of(panel.document_types, panel.account_codes)
+    reporting = peers.cells(groups, panel.period0, panel.n_periods, peers.n_reporting, 0.0)
+    posting = peers.cells(groups, panel.period0, panel.n_periods, peers.n_posting, 0.0)
     observed = np.isfinite(v)
     posted = observed & (np.abs(np.nan_to_num(v)) > 1e-9)
-    obs_g = np.zeros((n_groups, v.shape[1]))
-    post_g = np.zeros((n_groups, v.shape[1]))
-    np.add.at(obs_g, group, observed.astype(np.float64))
-    np.add.at(post_g, group, posted.astype(np.float64))
-    obs_others = obs_g[group] - observed
-    post_others = post_g[group] - posted
-    return (obs_others >= MIN_QUIET_PEERS) & (post_others == 0)
+    # The portfolio counts include the series' own property: take its contribution out.
+    return (reporting - observed >= MIN_QUIET_PEERS) & (posting - posted <= 0)
 
 
 def _off_season_postings(v: FloatArray, typical: FloatArray, peers_quiet: BoolArray | None = None) -> BoolArray:
@@ -607,12 +611,18 @@ def _level_steps(y: FloatArray, sigma: FloatArray, use: BoolArray) -> tuple[Floa
     """
     # Long-run slope from the medians of the two halves: robust to a saw-tooth (retained
     # earnings that grow monthly and drop at each quarterly distribution).
-    half = max(y.shape[1] // 2, 1)
+    # The halves are those of the series' own span (not of the panel, whose width depends on
+    # what else it holds).
     t_idx = np.arange(y.shape[1], dtype=np.float64)
-    first, second = y[:, :half], y[:, half:]
+    finite = np.isfinite(y)
+    has = finite.any(axis=1)
+    lo = np.where(has, np.argmax(finite, axis=1), 0)
+    hi = np.where(has, y.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1), -1)
+    in_first = t_idx[None, :] < (lo + np.maximum((hi - lo + 1) // 2, 1))[:, None]
+    first, second = np.where(in_first, y, np.nan), np.where(in_first, np.nan, y)
     with np.errstate(invalid="ignore"):
-        t_first = np.where(np.isfinite(first), t_idx[None, :half], np.nan)
-        t_second = np.where(np.isfinite(second), t_idx[None, half:], np.nan)
+        t_first = np.where(np.isfinite(first), t_idx[None, :], np.nan)
+        t_second = np.where(np.isfinite(second), t_idx[None, :], np.nan)
         dt = nanmedian_last(t_second, 3) - nanmedian_last(t_first, 3)
         slope = (nanmedian_last(second, 3) - nanmedian_last(first, 3)) / dt
     slope = np.where(np.isfinite(slope), slope, 0.0)
@@ -682,9 +692,11 @@ class AnomalyFeatureEngineer:
 
     feature_names: tuple[str, ...] = FEATURE_NAMES
 
-    def transform_table(self, table: LineTable) -> tuple[SeriesContext, FeatureSet]:
+    def transform_table(self, table: LineTable, peers: PeerStats | None = None) -> tuple[SeriesContext, FeatureSet]:
+        """Context and features of a table; ``peers`` default to the table's own (the table is the
+        portfolio)."""
         panel = build_panel(table)
-        ctx = compute_context(panel)
+        ctx = compute_context(panel, peers if peers is not None else PeerStats.from_table(table))
         return ctx, self.transform(ctx)
 
     def transform(self, ctx: SeriesContext) -> FeatureSet:
@@ -757,23 +769,28 @@ def revenue_share(panel: SeriesPanel) -> FloatArray:
     return np.where(is_income[:, None], share, 0.0)
 
 
-def peer_robust_z(panel: SeriesPanel, ctx: SeriesContext, share: FloatArray) -> FloatArray:
-    """Robust z of a cell against the same account and period at the other properties.
+# Smallest peer spread of the scale-free level (amount / the property's usual magnitude).
+PEER_LEVEL_FLOOR = 0.05
+MIN_PEERS = 4
 
-    Properties differ in size, so the compared quantity is scale-free: the deviation from the
-    series' own usual level (asinh scale).  This also tells a portfolio-wide movement (a cold
-    winter raises every utilities line) from a single property's error.
+
+def peer_robust_z(panel: SeriesPanel, ctx: SeriesContext, share: FloatArray) -> FloatArray:
+    """Robust z of a cell against the same account and period across the portfolio.
+
+    Properties differ in size, so the compared quantity is scale-free: the amount over the
+    property's own usual magnitude on that account, against the portfolio's median and MAD of
+    the same ratio that month (:class:`~.peers.PeerStats`).  This tells a portfolio-wide
+    movement (a cold winter raises every utilities line) from a single property's error.
     """
     del share  # kept in the signature: the share is the peer quantity on income lines later
-    dev = ctx.y - ctx.expected_y
-    keys, inverse = np.unique(panel.account_codes.astype(str), return_inverse=True)
-    out = np.zeros_like(dev)
-    for g in range(len(keys)):
-        members = np.flatnonzero(inverse == g)
-        if len(members) < 4:
-            continue
-        block = dev[members]
-        med = nanmedian_last(block.T, 3)
-        mad = MAD_TO_SIGMA * nanmedian_last(np.abs(block - med).T, 3)
-        out[members] = (block - med) / np.maximum(mad, SIGMA_FLOOR)
-    return np.nan_to_num(out)
+    peers = ctx.peers
+    if peers is None or panel.n_series == 0:
+        return np.zeros(panel.values.shape)
+    groups = peers.group_of(panel.document_types, panel.account_codes)
+    med = peers.cells(groups, panel.period0, panel.n_periods, peers.level_median, np.nan)
+    mad = peers.cells(groups, panel.period0, panel.n_periods, peers.level_mad, np.nan)
+    reporting = peers.cells(groups, panel.period0, panel.n_periods, peers.n_reporting, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = panel.values / ctx.typical[:, None]
+        z = (level - med) / np.fmax(mad, PEER_LEVEL_FLOOR)
+    return np.where((reporting >= MIN_PEERS) & np.isfinite(z), z, 0.0)

@@ -135,7 +135,7 @@ def _totals(table: LineTable, panel) -> dict[int, list[tuple[str, str, FloatArra
         if key not in by_doc:
             by_doc[key] = np.full(panel.n_periods, np.nan)
         by_doc[key][t] = float(table.amounts[r])
-    return {p: [(d, c, v) for (d, c), v in docs.items()] for p, docs in out.items()}
+    return {p: [(d, c, v) for (d, c), v in sorted(docs.items(), key=lambda kv: kv[0])] for p, docs in out.items()}
 
 
 def _prefix(code: str) -> str:
@@ -190,7 +190,25 @@ def _discover(qs: list[_Quantity]) -> list[tuple[int, int, float, np.ndarray, np
     """Pairs (i, j, c) with a = c * b in most informative months, over disjoint line sets."""
     if len(qs) < 2:
         return []
-    q = np.stack([x.values for x in qs])
+    q_all = np.stack([x.values for x in qs])
+    # Work on the property's own span of months: the panel may be wider (other properties), and
+    # the first-half screen below must not depend on that.
+    cols = np.flatnonzero(np.isfinite(q_all).any(axis=0))
+    if len(cols) == 0:
+        return []
+    lo, hi = int(cols[0]), int(cols[-1]) + 1
+    found = _discover_span(qs, q_all[:, lo:hi])
+    width = q_all.shape[1]
+    out = []
+    for i, j, c, holds, informative in found:
+        h = np.zeros(width, dtype=bool)
+        f = np.zeros(width, dtype=bool)
+        h[lo:hi], f[lo:hi] = holds, informative
+        out.append((i, j, c, h, f))
+    return out
+
+
+def _discover_span(qs: list[_Quantity], q: FloatArray) -> list[tuple[int, int, float, np.ndarray, np.ndarray]]:
     # Candidate quantities vary (at least MIN_DISTINCT distinct non-zero values).
     rounded = np.where(np.isfinite(q) & (np.abs(q) > ABS_TOL), np.round(q, 2), np.nan)
     srt = np.sort(rounded, axis=1)

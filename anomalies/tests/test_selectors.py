@@ -35,22 +35,25 @@ def portfolio(db):
     return load_rows(rows)
 
 
-def test_a_chunk_loads_its_series_history_and_a_few_peers(portfolio, django_assert_max_num_queries):
+def test_a_chunk_loads_its_whole_property_and_the_portfolio_peer_statistics(portfolio, django_assert_max_num_queries):
     chunk = [portfolio[("A1", "income_statement", f"2023-0{m}")] for m in (3, 4)]
     with django_assert_max_num_queries(6):
         inp = detection_input_for_documents(document_ids=chunk)
 
-    codes = dict(Property.objects.values_list("id", "code"))
     table = inp.table
-    own = table.property_ids == Property.objects.get(code="A1").id
-    # The whole history of the chunk's series (12 months x 3 lines + the total), not the balance sheet.
-    assert own.sum() == 37
-    assert set(table.document_types[own]) == {"income_statement"}
-    # Three peers, offices first, by id; only their detail lines of the chunk's accounts.
-    peers = {codes[p] for p in table.property_ids[~own]}
-    assert peers == {"A2", "A3", "A4"}
-    assert not table.is_total[~own].any()
-    assert (~own).sum() == 3 * 36
+    a1 = Property.objects.get(code="A1").id
+    # Only A1, but all of it: every statement over every month (income 12 x 3 lines + the total,
+    # balance sheet 12 x 1), whatever else the chunk holds.
+    assert set(table.property_ids) == {a1}
+    assert table.n_rows == 37 + 12
+    assert set(table.document_types) == {"income_statement", "balance_sheet"}
+    # Peers are the portfolio aggregate: six properties report the income accounts every month.
+    peers = inp.peers
+    group = peers.groups[("income_statement", table.account_codes[~table.is_total][0])]
+    assert set(peers.n_reporting[group]) == {6}
+    # The same statistics for another chunk (computed once per state of the portfolio).
+    other = detection_input_for_documents(document_ids=[portfolio[("H1", "income_statement", "2023-05")]])
+    assert other.peers is peers
     # The writer's side arrays line up with the table.
     assert set(inp.target_rows()) == set(np.flatnonzero(np.isin(inp.document_ids, chunk)))
     assert len(inp.amounts) == len(inp.period_ids) == table.n_rows
@@ -79,4 +82,4 @@ def test_a_group_of_properties_is_every_document_of_them(portfolio):
     ids = list(Property.objects.filter(code__in=["A1", "A2", "A3", "A4"]).values_list("id", flat=True))
     inp = detection_input_for_properties(property_ids=ids)
     assert len(inp.targets) == 4 * 12 + 12  # A1's balance sheets too
-    assert set(inp.table.property_ids) == set(ids)  # four properties are their own peers
+    assert set(inp.table.property_ids) == set(ids)  # no peer rows: peers are the portfolio aggregate

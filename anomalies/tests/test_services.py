@@ -137,6 +137,9 @@ def test_insufficient_history_is_reported_not_flagged(db, no_model_cache):
 
 def test_detection_input_of_a_chunk_costs_a_handful_of_queries(ledger):
     doc_ids = _doc_ids(ledger)
+    from anomalies.selectors import portfolio_peer_stats
+
+    portfolio_peer_stats()  # the portfolio's peer aggregate: one query per state of the portfolio
     with CaptureQueriesContext(connection) as few:
         services.documents_detect(document_ids=doc_ids[16:18])  # includes the flagged month
     with CaptureQueriesContext(connection) as many:
