@@ -238,6 +238,10 @@ def generate_synthetic_portfolio(
                 series[m] -= moved
                 docs[doc][other][m] += moved
                 used.add((doc, other, m))
+                # Both lines are misstated (one short by the amount, the other over by it) and an
+                # accountant corrects both: both are labelled, as in the demo generator.
+                used.add((doc, acct, m))
+                out.labels.append(_label(code, doc, _period(start_year, m), acct, kind))
                 acct = other  # the wrong posting is where the amount landed
             used.add((doc, acct, m))
             out.labels.append(_label(code, doc, _period(start_year, m), acct, kind))
