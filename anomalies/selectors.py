@@ -29,6 +29,7 @@ from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
 from anomalies.models import AnomalyDetection, AnomalyFeedback, ModelSelectionLog
 from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
+from documents.periods import label_from_ordinal
 
 # Kept for peer_property_ids (a listing helper); detection no longer loads peer rows.
 PEER_PROPERTY_COUNT = 3
@@ -335,10 +336,6 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
 # --- The analyst console: an anomaly's series, its source in the PDF, a property's heatmap -------
 
 
-def _period_label(ordinal: int) -> str:
-    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
-
-
 @dataclass(frozen=True)
 class SeriesPoint:
     """One period of a (property, document type, account) series, latest document versions.
@@ -403,13 +400,13 @@ def anomaly_series(*, detection: AnomalyDetection) -> list[SeriesPoint]:
     for ordinal in range(min(ordinals), max(ordinals) + 1):
         amount = amounts.get(ordinal)
         if ordinal not in scored:
-            points.append(SeriesPoint(ordinal, _period_label(ordinal), _float(amount)))
+            points.append(SeriesPoint(ordinal, label_from_ordinal(ordinal), _float(amount)))
             continue
         expected, z, score, threshold, flagged, severity, status, det_id, field_value = scored[ordinal]
         points.append(
             SeriesPoint(
                 ordinal=ordinal,
-                label=_period_label(ordinal),
+                label=label_from_ordinal(ordinal),
                 amount=_float(amount if amount is not None else field_value),
                 expected=_float(expected),
                 z_score=z,
@@ -521,4 +518,4 @@ def property_anomaly_heatmap(*, property_id: int) -> PropertyHeatmap:
         for ordinal, cell in grid[key].items()
         if first <= ordinal <= last
     }
-    return PropertyHeatmap(rows, [_period_label(o) for o in range(first, last + 1)], cells)
+    return PropertyHeatmap(rows, [label_from_ordinal(o) for o in range(first, last + 1)], cells)

@@ -59,6 +59,7 @@ from anomalies.selectors import (
     feedback_for_series,
 )
 from documents.models import DocumentUpload, ExtractionStatus, Property
+from documents.periods import ordinal_from_label
 from reims.exceptions import ApplicationError
 from reims.flags import FeatureFlags
 
@@ -897,12 +898,11 @@ def detection_run(
 def _period_ordinal(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    import re
-
-    match = re.fullmatch(r"(\d{4})-(\d{2})", str(value).strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ApplicationError(f"--{name} must be YYYY-MM, got {value!r}", field_errors={name: ["expected YYYY-MM"]})
-    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+    try:
+        return ordinal_from_label(value)
+    except ValueError:
+        message = f"--{name} must be YYYY-MM, got {value!r}"
+        raise ApplicationError(message, field_errors={name: ["expected YYYY-MM"]}) from None
 
 
 # --- Feedback -------------------------------------------------------------------------------------
