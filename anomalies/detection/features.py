@@ -358,9 +358,23 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     step_sr, ratio_sr = _level_steps(y - preds["season_right"], sigmas["season_right"], season_steps)
     step_nb, ratio_nb = _persistent_jumps(y, scales["prev"], use_neighbour & ~use_sizes, usual_sign != 0)
     step_z = np.maximum(np.maximum(step_local, step_nb), np.maximum(step_sl, step_sr))
+    # Lines that only move by discrete postings (a fixed-asset balance, a contractual amount) are
+    # left to the step logic above: the change-point test is for lines that move every month,
+    # where a lasting shift hides in the noise.
+    d_all = np.abs(y - _shift(y, 1))
+    moves = np.isfinite(d_all) & (d_all > 1e-9)
+    noisy = moves.sum(axis=1) >= 0.5 * np.maximum(np.isfinite(d_all).sum(axis=1), 1)
+    cp_z, cp_step = _change_points(y, ~use_sizes & noisy & (n_observed >= 2 * MIN_PRIOR), use_seasonal)
+    cp_material = np.abs(np.nan_to_num(cp_step)) >= np.log1p(LEVEL_SHIFT_MIN_CHANGE)
+    usual_move = np.where(moves.sum(axis=1) >= 3, _row_nanmedian(np.where(moves, d_all, np.nan)), 0.0)
+    cp_material &= np.abs(np.nan_to_num(cp_step)) >= LEVEL_SHIFT_USUAL * np.nan_to_num(usual_move)[:, None]
+    cp_z = np.where(cp_material & (usual_sign != 0)[:, None], cp_z, 0.0)
+    new_cp = cp_z > step_z
+    step_z = np.maximum(step_z, cp_z)
     step_z = np.where(prior >= MIN_PRIOR, step_z, 0.0)
     step_ratio = np.where(step_local > 0, ratio_local, np.where(step_sl >= step_sr, ratio_sl, ratio_sr))
     step_ratio = np.where(step_nb > 0, ratio_nb, step_ratio)
+    step_ratio = np.where(new_cp, np.exp(np.nan_to_num(cp_step)), step_ratio)
     return SeriesContext(
         panel=panel,
         unit=unit,
@@ -794,3 +808,115 @@ def peer_robust_z(panel: SeriesPanel, ctx: SeriesContext, share: FloatArray) -> 
         level = panel.values / ctx.typical[:, None]
         z = (level - med) / np.fmax(mad, PEER_LEVEL_FLOOR)
     return np.where((reporting >= MIN_PEERS) & np.isfinite(z), z, 0.0)
+
+
+# Change-point test (all non-intermittent series, stocks included): for each candidate period t
+# the history is split into the segment before t and the segment from t; each gets its own robust
+# level (median) and the noise is the pooled robust spread *inside* the two segments, so a lasting
+# shift does not inflate its own yardstick.  Seasonal lines are compared with their calendar
+# profile removed (each month's from the other years, around their own segment's level); a steady
+# monthly drift (an amortising balance) is removed first.  Only the first period of a material,
+# abrupt step between two stationary levels qualifies: a random walk (a cash balance) or a drift
+# spreads far wider inside its segments than its monthly moves imply and never passes.
+CHANGE_POINT_EFFECT = 4.0  # step / pooled within-segment sigma
+CHANGE_POINT_MIN_BEFORE = 3  # = MIN_PRIOR
+CHANGE_POINT_MIN_AFTER = 3
+# Spread inside the segments at most this multiple of the spread implied by the monthly moves
+# (1 for independent noise around a level; ~3.5 for a random walk over two years).
+CHANGE_POINT_STATIONARY = 2.0
+CHANGE_POINT_ITERATIONS = 3
+
+
+def _change_points(y: FloatArray, use: BoolArray, seasonal: BoolArray) -> tuple[FloatArray, FloatArray]:
+    """(S,T) evidence (z of the step between the two segment levels) that a new level starts at
+    t, and the abrupt step at t (asinh scale); 0 / NaN where t is not such a change point."""
+    n_s, n_t = y.shape
+    z_out = np.zeros((n_s, n_t))
+    step_out = np.full((n_s, n_t), np.nan)
+    eff_out = np.zeros((n_s, n_t))
+    if n_s == 0 or n_t < CHANGE_POINT_MIN_BEFORE + CHANGE_POINT_MIN_AFTER:
+        return z_out, step_out
+    # Steady drift: the median monthly change (a single step is one change among many).
+    d = y - _shift(y, 1)
+    drift = np.where(seasonal, 0.0, np.nan_to_num(_row_nanmedian(d)))
+    yd = y - drift[:, None] * np.arange(n_t)[None, :]
+    years = [12 * k for k in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1) if k]
+    finite = np.isfinite(yd)
+    # Candidates: an abrupt move at t on the series with a rough (whole-history) calendar profile
+    # removed; only they get the full two-segment test.
+    rough = nanmedian_last(_window(yd - _row_nanmedian(yd)[:, None], years))
+    r0 = np.where(seasonal[:, None], yd - np.nan_to_num(rough), yd)
+    local0 = nanmedian_last(_window(r0, range(0, -3, -1))) - nanmedian_last(_window(r0, range(1, 4)))
+    nb_all = np.cumsum(finite, axis=1) - finite
+    na_all = finite.sum(axis=1, keepdims=True) - nb_all
+    cand = use[:, None] & finite & (nb_all >= CHANGE_POINT_MIN_BEFORE) & (na_all >= CHANGE_POINT_MIN_AFTER)
+    cand &= np.abs(np.nan_to_num(local0)) >= 0.5 * np.log1p(LEVEL_SHIFT_MIN_CHANGE)
+    s_idx, t_idx = np.nonzero(cand)
+    if len(s_idx) == 0:
+        return z_out, step_out
+    # One row per (series, candidate t): the segment before t and the segment from t.
+    month = np.arange(n_t)[None, :]
+    t_col = t_idx[:, None]
+    before = month < t_col
+    near_b = before & (month >= t_col - 3)
+    near_a = ~before & (month < t_col + 3)
+    raw = yd[s_idx]
+    nb = nb_all[s_idx, t_idx].astype(np.float64)
+    na = na_all[s_idx, t_idx].astype(np.float64)
+
+    def levels(r: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        b = _row_nanmedian(np.where(before, r, np.nan))
+        a = _row_nanmedian(np.where(before, np.nan, r))
+        return b, a, np.where(before, b[:, None], a[:, None])
+
+    r = raw
+    b, a, lev = levels(r)
+    sea = seasonal[s_idx]
+    inflation = np.ones(len(s_idx))
+    if sea.any():
+        # Calendar profile of each month from the *other* years only (leave-one-out), so a month's
+        # own value never flattens its residual; levels and profile are refined in turn (segments
+        # that are not whole years bias the first levels of a seasonal line).  The profile is a
+        # median of k other years: it adds (pi / 2) / k of the noise variance to each residual,
+        # which is taken back out of the spread below.
+        k_other = np.isfinite(_window(yd, years)).sum(axis=-1)
+        counted = finite & (k_other > 0)
+        k_mean = np.where(counted, k_other, 0).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)
+        inflation = np.where(sea, np.sqrt(1.0 + 0.5 * np.pi / np.fmax(k_mean[s_idx], 1.0)), 1.0)
+        for _ in range(CHANGE_POINT_ITERATIONS):
+            prof = nanmedian_last(_window(raw - lev, years))
+            r = np.where(sea[:, None], raw - np.nan_to_num(prof), raw)
+            b, a, lev = levels(r)
+    dev = np.abs(r - lev)
+    sb = MAD_TO_SIGMA * _row_nanmedian(np.where(before, dev, np.nan))
+    sa = MAD_TO_SIGMA * _row_nanmedian(np.where(before, np.nan, dev))
+    pooled = np.sqrt((nb * sb**2 + na * sa**2) / (nb + na))
+    pooled = np.maximum(np.nan_to_num(pooled, nan=np.inf) / inflation, SIGMA_FLOOR)
+    # The segments must be stationary levels: their spread is what the month-to-month noise
+    # implies (a random walk or a drifting balance spreads far wider than its monthly moves).
+    dr = np.abs(r - _shift(r, 1))
+    sigma_d = MAD_TO_SIGMA * _row_nanmedian(np.where(month != t_col, dr, np.nan)) / np.sqrt(2.0)
+    stationary = pooled <= CHANGE_POINT_STATIONARY * np.maximum(np.nan_to_num(sigma_d), SIGMA_FLOOR)
+    step = a - b
+    eff = np.abs(step) / pooled
+    # The change is abrupt: the three months from t against the three before carry most of the
+    # step (a drift or a run of small steps spreads it out).  Materiality is judged on it.
+    local = _row_nanmedian(np.where(near_a, r, np.nan)) - _row_nanmedian(np.where(near_b, r, np.nan))
+    abrupt = (local * step > 0) & (np.abs(local) >= 0.5 * np.abs(step))
+    z = np.abs(step) / (1.25 * pooled * np.sqrt(1.0 / nb + 1.0 / na))
+    # t sits at the new level, t-1 at the old one: the first period of the new level.
+    rows = np.arange(len(s_idx))
+    rt = r[rows, t_idx]
+    rp = r[rows, t_idx - 1]
+    ok = (np.abs(rt - a) < np.abs(rt - b)) & ~(np.abs(rp - a) < np.abs(rp - b))
+    ok &= (eff >= CHANGE_POINT_EFFECT) & stationary & abrupt & np.isfinite(z)
+    z_out[s_idx, t_idx] = np.where(ok, z, 0.0)
+    eff_out[s_idx, t_idx] = np.where(ok, eff, 0.0)
+    step_out[s_idx, t_idx] = local
+    # One change point: the best split of its neighbourhood.
+    best = np.ones((n_s, n_t), dtype=bool)
+    for k in range(1, LOCAL_WINDOW + 1):
+        for sgn in (k, -k):
+            best &= eff_out >= np.nan_to_num(_shift(eff_out, sgn), nan=0.0)
+    z_out = np.where(best & (eff_out > 0), z_out, 0.0)
+    return z_out, step_out

@@ -115,6 +115,31 @@ def test_level_shift_is_flagged_once_at_its_first_month() -> None:
     assert result.findings[0].anomaly_type == "level_shift"
 
 
+def test_level_shift_in_a_noisy_line_is_found_at_its_first_month() -> None:
+    """A lasting shift in a line with monthly noise (flat or seasonal): the noise is measured
+    inside the segments before and after the change, not over the shifted history."""
+    rng = np.random.default_rng(3)
+    t = np.arange(48)
+    flat = 6_000.0 * (1 + rng.normal(0, 0.06, 48)) * np.where(t >= 22, 1.4, 1.0)
+    season = 1 + 0.35 * np.cos(2 * np.pi * (t % 12) / 12)
+    utilities = 8_000.0 * season * (1 + rng.normal(0, 0.07, 48)) * np.where(t >= 27, 0.6, 1.0)
+    # A cash balance is a random walk: its level wanders, it never shifts.
+    cash = 200_000.0 + np.cumsum(rng.normal(0, 6_000.0, 48))
+    table = table_of(
+        {
+            (1, "income_statement", "4030-0000"): list(flat),
+            (1, "income_statement", "5030-0000"): list(utilities),
+            (1, "balance_sheet", "1010-0000"): list(cash),
+        }
+    )
+    result = detect_anomalies(table, use_pyod=False)
+    assert 22 in flagged_periods(result, table, "4030-0000")
+    assert 27 in flagged_periods(result, table, "5030-0000")
+    types = {(f.account_code, f.period - START): f.anomaly_type for f in result.findings}
+    assert "level_shift" in (types[("4030-0000", 22)], types[("5030-0000", 27)])
+    assert "level_shift" not in {kind for (code, _), kind in types.items() if code == "1010-0000"}
+
+
 def test_snow_removal_in_july_is_seasonal() -> None:
     rng = np.random.default_rng(1)
     snow = [float(rng.uniform(2_000, 5_000)) if t % 12 in (11, 0, 1, 2) else 0.0 for t in range(36)]
