@@ -1,7 +1,12 @@
 # REIMS Anomaly. `make demo` runs the whole product on the embedded default (SQLite + a
 # filesystem Celery broker under var/); `make test` runs the test suite.
-PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 VENV := .venv
+# By default everything runs in .venv, created from requirements.txt on first use; pass
+# PYTHON=... (as CI does) to use another interpreter that already has the requirements.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(VENV)/bin/python
+DEPS := $(VENV)/.installed
+endif
 
 .PHONY: help venv install demo test lint format bench migrate worker beat web clean
 
@@ -19,17 +24,17 @@ $(VENV)/.installed: requirements.txt
 
 venv install: $(VENV)/.installed
 
-demo: $(VENV)/.installed
-	$(VENV)/bin/python manage.py rundemo
+demo: $(DEPS)
+	$(PYTHON) manage.py rundemo
 
-test:
+test: $(DEPS)
 	PYTHON=$(PYTHON) scripts/run_tests.sh
 
-lint:
+lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
-format:
+format: $(DEPS)
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
@@ -37,7 +42,7 @@ format:
 BENCH_PG ?= postgres://postgres@127.0.0.1:5432
 BENCH_REDIS ?= redis://127.0.0.1:6379
 
-bench:
+bench: $(DEPS)
 	@for db in reims_bench_batch reims_bench_api; do \
 	  psql "$(BENCH_PG)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$$db'" | grep -q 1 \
 	    || psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db"; done
@@ -50,16 +55,16 @@ bench:
 	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py
 
-migrate:
+migrate: $(DEPS)
 	$(PYTHON) manage.py migrate
 
-web:
+web: $(DEPS)
 	$(PYTHON) manage.py runserver 127.0.0.1:8000
 
-worker:
+worker: $(DEPS)
 	$(PYTHON) -m celery -A reims worker -Q anomaly,default --loglevel INFO
 
-beat:
+beat: $(DEPS)
 	$(PYTHON) -m celery -A reims beat --loglevel INFO
 
 clean:
