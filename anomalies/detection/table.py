@@ -9,11 +9,13 @@ vectorised array operation over the whole portfolio at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from documents.periods import label_from_ordinal, ordinal_from_label
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -29,18 +31,10 @@ DOCUMENT_TYPES = (
 )
 
 
-def period_from_string(value: str) -> int:
-    """'YYYY-MM' -> months since year 0 (year * 12 + month - 1)."""
-    year, month = value.strip().split("-")[:2]
-    month_number = int(month)
-    if not 1 <= month_number <= 12:
-        raise ValueError(f"invalid month in period {value!r}")
-    return int(year) * 12 + month_number - 1
-
-
-def period_to_string(period: int) -> str:
-    """Months since year 0 -> 'YYYY-MM'."""
-    return f"{int(period) // 12:04d}-{int(period) % 12 + 1:02d}"
+# Periods are months since year 0 (year * 12 + month - 1): documents.periods, Django-free too,
+# is the one place that parses and formats them.
+period_from_string = ordinal_from_label
+period_to_string = label_from_ordinal
 
 
 @dataclass(frozen=True)
@@ -59,16 +53,7 @@ class LineTable:
 
     def __post_init__(self) -> None:
         n = len(self.line_ids)
-        for name in (
-            "property_ids",
-            "property_types",
-            "document_types",
-            "account_codes",
-            "periods",
-            "amounts",
-            "is_total",
-            "row_order",
-        ):
+        for name in LINE_TABLE_COLUMNS[1:]:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"LineTable column {name} has {len(getattr(self, name))} rows, expected {n}")
 
@@ -117,6 +102,10 @@ class LineTable:
             is_total=self.is_total[idx],
             row_order=self.row_order[idx],
         )
+
+
+# The columns in declaration order (line_ids first).
+LINE_TABLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LineTable))
 
 
 def _object_array(values: Iterable[Any]) -> ObjArray:
@@ -263,19 +252,7 @@ def line_table_from_rows(rows: Iterable[Mapping[str, Any]]) -> RowsAdapterResult
     """
     code_to_id: dict[str, int] = {}
     position: dict[tuple[str, str, str], int] = {}
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "property_ids",
-            "property_types",
-            "document_types",
-            "account_codes",
-            "periods",
-            "amounts",
-            "is_total",
-            "row_order",
-        )
-    }
+    cols: dict[str, list[Any]] = {k: [] for k in LINE_TABLE_COLUMNS if k != "line_ids"}
     for row in rows:
         code = str(row["property_code"])
         pid = code_to_id.setdefault(code, len(code_to_id))

@@ -14,27 +14,20 @@ from anomalies.detection.engine import detect_anomalies
 from anomalies.detection.features import FEATURE_NAMES, AnomalyFeatureEngineer
 from anomalies.detection.scoring import score_from_z, severity
 from anomalies.detection.statements import check_statements, total_prefix
-from anomalies.detection.table import LineTable, build_panel, line_table_from_rows, period_from_string
+from anomalies.detection.table import (
+    LINE_TABLE_COLUMNS,
+    LineTable,
+    build_panel,
+    line_table_from_rows,
+    period_from_string,
+)
 from anomalies.tests.detection.synthetic_portfolio import generate_synthetic_portfolio
 
 START = period_from_string("2021-01")
 
 
 def table_of(series: dict[tuple[int, str, str], list[float | None]], totals: dict | None = None) -> LineTable:
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "line_ids",
-            "property_ids",
-            "property_types",
-            "document_types",
-            "account_codes",
-            "periods",
-            "amounts",
-            "is_total",
-            "row_order",
-        )
-    }
+    cols: dict[str, list] = {k: [] for k in LINE_TABLE_COLUMNS}
     order = {}
     for (pid, doc, code), values in series.items():
         for t, v in enumerate(values):
