@@ -91,7 +91,7 @@ def event_lines():
     import json
     import logging
 
-    from reims.logging import EVENT_LOGGER_NAME, JsonFormatter
+    from kernel.logging import EVENT_LOGGER_NAME, JsonFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -27,8 +27,8 @@ from anomalies.models import (
     FeedbackType,
     ModelSelectionLog,
 )
-from reims.admin_utils import ReadableJSONMixin, pretty_json
-from reims.exceptions import ApplicationError
+from kernel.admin_utils import ReadableJSONMixin, pretty_json
+from kernel.exceptions import ApplicationError
 
 
 class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):

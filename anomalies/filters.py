@@ -10,8 +10,8 @@ from django.db.models import Q, QuerySet
 
 from anomalies.models import AnomalyDetection, AnomalyType, DetectionStatus, ModelSelectionLog, Severity
 from documents.models import DocumentType
-from documents.periods import ordinal_from_label
-from reims.filters import fits_db_id
+from kernel.filters import fits_db_id
+from kernel.periods import ordinal_from_label
 
 
 def period_ordinal(value: str) -> int:

@@ -29,7 +29,7 @@ from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
 from anomalies.models import AnomalyDetection, AnomalyFeedback, ModelSelectionLog
 from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
-from documents.periods import label_from_ordinal
+from kernel.periods import label_from_ordinal
 
 # Kept for peer_property_ids (a listing helper); detection no longer loads peer rows.
 PEER_PROPERTY_COUNT = 3

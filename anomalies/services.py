@@ -59,9 +59,9 @@ from anomalies.selectors import (
     feedback_for_series,
 )
 from documents.models import DocumentUpload, ExtractionStatus, Property
-from documents.periods import ordinal_from_label
-from reims.exceptions import ApplicationError
-from reims.flags import FeatureFlags
+from kernel.exceptions import ApplicationError
+from kernel.flags import FeatureFlags
+from kernel.periods import ordinal_from_label
 
 logger = logging.getLogger(__name__)
 

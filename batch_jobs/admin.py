@@ -18,9 +18,9 @@ from django.utils.html import format_html
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ExtractionStatusFilter, JobStatus
 from documents.models import DocumentType, Property
-from reims.admin_utils import ReadableJSONMixin
-from reims.exceptions import ApplicationError, ConflictError
-from reims.flags import FeatureDisabled
+from kernel.admin_utils import ReadableJSONMixin
+from kernel.exceptions import ApplicationError, ConflictError
+from kernel.flags import FeatureDisabled
 
 _BAR_COLOURS = {
     JobStatus.COMPLETED: "#2e7d32",

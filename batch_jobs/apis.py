@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchReprocessingJob, ExtractionStatusFilter, JobStatus
-from reims.throttles import JobCreateThrottle
+from kernel.throttles import JobCreateThrottle
 
 
 class HasModelPermission(permissions.BasePermission):

@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet
 
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, ExtractionStatusFilter
 from documents.models import DocumentUpload, FinancialPeriod
-from documents.periods import period_ordinal
+from kernel.periods import period_ordinal
 
 
 def month_ordinal(day: date) -> int:

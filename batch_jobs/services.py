@@ -32,10 +32,10 @@ from batch_jobs.models import (
     JobStatus,
 )
 from documents.models import DocumentType, DocumentUpload, Property
-from reims.exceptions import ApplicationError, ConflictError
-from reims.filters import fits_db_id
-from reims.flags import FeatureFlags
-from reims.logging import log_event
+from kernel.exceptions import ApplicationError, ConflictError
+from kernel.filters import fits_db_id
+from kernel.flags import FeatureFlags
+from kernel.logging import log_event
 
 logger = logging.getLogger(__name__)
 

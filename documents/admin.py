@@ -17,9 +17,9 @@ from documents.forms import ImportDocumentsForm
 from documents.models import ChartOfAccount, DocumentUpload, FinancialPeriod, LineItem, PDFFieldCoordinate, Property
 from documents.services import UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
-from reims.exceptions import ApplicationError
-from reims.logging import log_event
-from reims.throttles import DocumentImportThrottle
+from kernel.exceptions import ApplicationError
+from kernel.logging import log_event
+from kernel.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
 

@@ -18,10 +18,10 @@ from documents.models import DocumentType, ExtractionStatus, SourceFormat
 from documents.selectors import document_get, document_list, line_item_list
 from documents.services import UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
-from reims.exceptions import ApplicationError
-from reims.logging import log_event
-from reims.pagination import StrictPageNumberPagination
-from reims.throttles import DocumentImportThrottle
+from kernel.exceptions import ApplicationError
+from kernel.logging import log_event
+from kernel.pagination import StrictPageNumberPagination
+from kernel.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
 

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 
 from documents.models import DocumentType, DocumentUpload, ExtractionStatus, SourceFormat
-from documents.periods import ordinal_from_label
+from kernel.periods import ordinal_from_label
 
 _TRUE_VALUES = frozenset({"true", "True", "1"})
 _FALSE_VALUES = frozenset({"false", "False", "0"})

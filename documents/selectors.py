@@ -10,8 +10,8 @@ from django.http import QueryDict
 
 from documents.filters import DocumentFilter
 from documents.models import DocumentUpload, LineItem, PDFFieldCoordinate, Property
-from documents.periods import ordinal_from_label
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
+from kernel.periods import ordinal_from_label
 
 
 def document_list(*, filters: dict[str, Any] | None = None) -> QuerySet[DocumentUpload]:

@@ -50,9 +50,9 @@ from documents.models import (
 )
 from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
-from documents.periods import period_ordinal
-from reims.exceptions import ApplicationError
-from reims.logging import log_event
+from kernel.exceptions import ApplicationError
+from kernel.logging import log_event
+from kernel.periods import period_ordinal
 
 LINE_ITEM_BATCH_SIZE = 2000
 DOCUMENT_BATCH_SIZE = 500
@@ -187,7 +187,7 @@ def documents_import(
     """Validate every file, then write them all in one transaction; see the module docstring.
 
     Every call writes one ``documents_import`` line on the ``reims.events`` log (see
-    ``reims.logging``): ``outcome`` ok / rejected (a bad file, with its one-line reason) / error
+    ``kernel.logging``): ``outcome`` ok / rejected (a bad file, with its one-line reason) / error
     (an unexpected failure, re-raised), the ``channel`` (api, admin, command), the user id, the
     files, the documents new/changed/unchanged, the line items written and the duration.
     """

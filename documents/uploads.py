@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousMultipartForm, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
 
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 MULTIPART_ENVELOPE_BYTES = 64 * 1024  # boundaries, part headers and the small form fields
 

@@ -8,11 +8,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from kernel.admin_utils import ReadableJSONMixin
+from kernel.flags import FeatureFlags
 from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.selectors import model_cache_stats
 from modelcache.services import FLAG, invalidate_cache
-from reims.admin_utils import ReadableJSONMixin
-from reims.flags import FeatureFlags
 
 
 def _percent(rate: float | None) -> str:

@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.filters import IdFilter
+from kernel.flags import FeatureFlags
 from modelcache import selectors, services
 from modelcache.models import AnomalyModelCache
-from reims.filters import IdFilter
-from reims.flags import FeatureFlags
 
 INVALIDATE_PERMISSION = "modelcache.change_anomalymodelcache"
 

@@ -8,9 +8,9 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from kernel.flags import FeatureFlags
 from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import default_cache, hit_rates
-from reims.flags import FeatureFlags
 
 
 def model_cache_list() -> QuerySet[AnomalyModelCache]:

@@ -50,10 +50,10 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.fields import BigIntegerField, DateTimeField, PositiveIntegerField
 from django.utils import timezone
 
+from kernel.exceptions import ApplicationError, ConflictError
+from kernel.flags import FeatureFlags
 from modelcache import envelope
 from modelcache.models import AnomalyModelCache, ModelCacheStats, StatsCounter
-from reims.exceptions import ApplicationError, ConflictError
-from reims.flags import FeatureFlags
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reims.flags import FeatureFlags
+from kernel.flags import FeatureFlags
 from reims.health import health_report
 
 

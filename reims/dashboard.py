@@ -9,8 +9,8 @@ from django.db.models import Count, Q
 from anomalies.models import AnomalyDetection, DetectionStatus, Severity
 from batch_jobs.models import JobStatus
 from batch_jobs.selectors import job_list
+from kernel.flags import FeatureFlags
 from modelcache.selectors import model_cache_stats
-from reims.flags import FeatureFlags
 
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW]
 

@@ -218,16 +218,16 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "reims.pagination.StrictPageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": _positive_int("API_PAGE_SIZE", 50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "reims.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "kernel.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "job_create": _throttle_rate("THROTTLE_JOB_CREATE", "60/min"),
         "document_import": _throttle_rate("THROTTLE_DOCUMENT_IMPORT", "60/min"),
     },
 }
-# Request histories of reims.throttles. The default is per process; with several web processes
+# Request histories of kernel.throttles. The default is per process; with several web processes
 # point it at Redis (e.g. redis://127.0.0.1:6379/2) so that the limits hold across them.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -344,8 +344,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        # One JSON object per line for the structured events of reims.logging.log_event.
-        "json": {"()": "reims.logging.JsonFormatter"},
+        # One JSON object per line for the structured events of kernel.logging.log_event.
+        "json": {"()": "kernel.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},

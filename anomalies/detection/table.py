@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from documents.periods import label_from_ordinal, ordinal_from_label
+from kernel.periods import label_from_ordinal, ordinal_from_label
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -31,7 +31,7 @@ DOCUMENT_TYPES = (
 )
 
 
-# Periods are months since year 0 (year * 12 + month - 1): documents.periods, Django-free too,
+# Periods are months since year 0 (year * 12 + month - 1): kernel.periods, Django-free too,
 # is the one place that parses and formats them.
 period_from_string = ordinal_from_label
 period_to_string = label_from_ordinal

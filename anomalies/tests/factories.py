@@ -23,8 +23,8 @@ from documents.models import (
     Property,
     PropertyType,
 )
-from documents.periods import label_from_ordinal, ordinal_from_label
 from documents.services import financial_periods_upsert
+from kernel.periods import label_from_ordinal, ordinal_from_label
 
 
 def period_for(label: str) -> FinancialPeriod:

@@ -11,7 +11,7 @@ from anomalies.models import AnomalyDetection, AnomalyFeedback
 from anomalies.tests.conftest import ledger_amounts, level_shift_amounts
 from anomalies.tests.factories import UserFactory, load_rows, month_label, series_rows
 from documents.models import DocumentUpload, LineItem
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from anomalies.tests.conftest import ledger_amounts
 from anomalies.tests.factories import load_rows, series_rows
 from documents.demo.generator import generate_portfolio
 from documents.models import DocumentUpload, LineItem
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

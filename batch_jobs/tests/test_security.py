@@ -16,8 +16,8 @@ from batch_jobs import services
 from batch_jobs.models import BatchReprocessingJob
 from batch_jobs.tests import factories
 from documents.models import DocumentType
-from reims.exceptions import ApplicationError
-from reims.throttles import THROTTLE_CACHE_ALIAS
+from kernel.exceptions import ApplicationError
+from kernel.throttles import THROTTLE_CACHE_ALIAS
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, JobStatus
 from batch_jobs.tests import factories
-from reims.exceptions import ApplicationError, ConflictError
-from reims.flags import FeatureDisabled
+from kernel.exceptions import ApplicationError, ConflictError
+from kernel.flags import FeatureDisabled
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from documents.periods import parse_period  # noqa: F401 - re-exported for the parsers
+from kernel.periods import parse_period  # noqa: F401 - re-exported for the parsers
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "property_code",

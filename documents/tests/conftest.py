@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.cache import caches
 
-from reims.throttles import THROTTLE_CACHE_ALIAS
+from kernel.throttles import THROTTLE_CACHE_ALIAS
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from documents.services import (
 )
 from documents.tests.factories import DocumentUploadFactory, LineItemFactory, PropertyFactory
 from documents.tests.helpers import HEADER, csv_bytes, statement_rows
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from kernel.exceptions import ApplicationError
 from modelcache import envelope
 from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import (
@@ -32,7 +33,6 @@ from modelcache.services import (
     should_invalidate,
 )
 from modelcache.tests.helpers import CountingTrainer, PropertyFactory, malicious_pickle, series, train_hbos
-from reims.exceptions import ApplicationError
 
 pytestmark = pytest.mark.django_db
 CONFIG = {"min_history": 4}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reims.flags import FLAGS
+from kernel.flags import FLAGS
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from reims.flags import FLAGS, FeatureDisabled, FeatureFlags
+from kernel.flags import FLAGS, FeatureDisabled, FeatureFlags
 
 DEFAULTS = {
     "PYOD_ENABLED": True,
@@ -47,7 +47,7 @@ def test_flag_name_is_accepted_as_alias(monkeypatch):
 
 
 def test_unknown_flag_is_false_and_logged_once(caplog):
-    with caplog.at_level(logging.WARNING, logger="reims.flags"):
+    with caplog.at_level(logging.WARNING, logger="kernel.flags"):
         assert FeatureFlags.is_enabled("NO_SUCH_FLAG_X") is False
         assert FeatureFlags.is_enabled("NO_SUCH_FLAG_X") is False
     assert sum("NO_SUCH_FLAG_X" in r.getMessage() for r in caplog.records) == 1

@@ -3,7 +3,7 @@
 Every operation the schema lists is tried as an anonymous user, with a forged (CSRF-less) session
 request, with huge ids, with odd pagination and with SQL-looking and unicode query values: each
 gets a clear 4xx (never a 5xx) and no table changes. Also: the structured event log and the
-write throttles of reims.logging / reims.throttles.
+write throttles of kernel.logging / kernel.throttles.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from reims.logging import EVENT_LOGGER_NAME, REDACTED, JsonFormatter, is_secret_key, log_event, redact
-from reims.throttles import THROTTLE_CACHE_ALIAS, DocumentImportThrottle, JobCreateThrottle, ScopedWriteThrottle
+from kernel.logging import EVENT_LOGGER_NAME, REDACTED, JsonFormatter, is_secret_key, log_event, redact
+from kernel.throttles import THROTTLE_CACHE_ALIAS, DocumentImportThrottle, JobCreateThrottle, ScopedWriteThrottle
 
 HUGE_ID = "99999999999999999999"  # above PostgreSQL's bigint
 SQL_LOOKING = "1' OR '1'='1'; DROP TABLE document_uploads; --"
@@ -335,7 +335,7 @@ def test_other_records_on_the_event_logger_are_json_too(event_lines):
 
 def test_settings_send_events_through_the_json_formatter():
     config = settings.LOGGING
-    assert config["formatters"]["json"]["()"] == "reims.logging.JsonFormatter"
+    assert config["formatters"]["json"]["()"] == "kernel.logging.JsonFormatter"
     assert config["loggers"][EVENT_LOGGER_NAME]["propagate"] is False
     handlers = logging.getLogger(EVENT_LOGGER_NAME).handlers
     assert any(isinstance(h.formatter, JsonFormatter) for h in handlers)
@@ -344,7 +344,7 @@ def test_settings_send_events_through_the_json_formatter():
 def test_a_django_process_prints_events_as_json_lines():
     code = (
         "import django; django.setup();"
-        "from reims.logging import log_event; log_event('documents_import', files=1, password='hunter2')"
+        "from kernel.logging import log_event; log_event('documents_import', files=1, password='hunter2')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

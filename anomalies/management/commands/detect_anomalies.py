@@ -7,7 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from anomalies import services
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

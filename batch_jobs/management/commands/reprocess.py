@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from batch_jobs import services
 from batch_jobs.models import BatchReprocessingJob, ExtractionStatusFilter, JobStatus
 from documents.models import Property
-from reims.exceptions import ApplicationError
-from reims.flags import FeatureDisabled
+from kernel.exceptions import ApplicationError
+from kernel.flags import FeatureDisabled
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from documents.parsing import SUPPORTED_EXTENSIONS
 from documents.services import ImportSummary, UploadedSource, documents_import
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 PROGRESS_THRESHOLD = 50  # documents: smaller imports finish before a bar would help
 

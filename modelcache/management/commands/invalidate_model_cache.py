@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from documents.models import Property
+from kernel.exceptions import ApplicationError
+from kernel.flags import FeatureDisabled, FeatureFlags
 from modelcache.services import FLAG, invalidate_cache
-from reims.exceptions import ApplicationError
-from reims.flags import FeatureDisabled, FeatureFlags
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
-from reims.exceptions import ApplicationError
+from kernel.exceptions import ApplicationError
 
 
 class StrictPageNumberPagination(PageNumberPagination):

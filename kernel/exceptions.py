@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from reims.flags import FeatureDisabled
+from kernel.flags import FeatureDisabled
 
 
 class ApplicationError(Exception):
