@@ -41,6 +41,7 @@ from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.scoring import FLAG_SCORE
 from anomalies.detection.selection import LLMConfig
 from anomalies.detection.table import LineTable
+from anomalies.learning import LearningOutcome, lines_learn
 from anomalies.models import (
     AnomalyDetection,
     AnomalyExplanation,
@@ -235,9 +236,11 @@ def _flush_provider(provider: Any) -> None:
 class _FeedbackIndex:
     by_line: dict[tuple[int, str, int, str], AnomalyFeedback]  # (property, type, period ordinal, account)
     new_normal: dict[tuple[int, str, str], list[int]]  # series -> accepted period ordinals, sorted
+    rows: list[AnomalyFeedback]  # every verdict of the context, oldest first (two analysts: both)
 
     @classmethod
     def build(cls, rows: Iterable[AnomalyFeedback]) -> _FeedbackIndex:
+        rows = list(rows)
         by_line: dict[tuple[int, str, int, str], AnomalyFeedback] = {}
         new_normal: dict[tuple[int, str, str], set[int]] = defaultdict(set)
         for fb in rows:  # oldest first: the latest verdict on a line wins
@@ -245,7 +248,7 @@ class _FeedbackIndex:
         for key, fb in by_line.items():
             if fb.feedback_type == FeedbackType.NEW_NORMAL:
                 new_normal[(key[0], key[1], key[3])].add(key[2])
-        return cls(by_line, {k: sorted(v) for k, v in new_normal.items()})
+        return cls(by_line, {k: sorted(v) for k, v in new_normal.items()}, rows)
 
 
 def _split_new_normal(table: LineTable, index: _FeedbackIndex) -> LineTable:
@@ -665,17 +668,38 @@ def _detect_and_write(
     now = timezone.now()
     planned: dict[int, list[tuple[AnomalyDetection, ScoredLine, AnomalyFeedback | None]]] = {d: [] for d in rows_of_doc}
     applied_feedback: set[int] = set()
-    for scored in output.lines:
+    judged: list[tuple[Any, AnomalyFeedback | None, str]] = []
+    same_line: set[int] = set()
+    for i, scored in enumerate(output.lines):
         target = inp.targets[scored.document_id]
         fb = feedback.by_line.get((target.property_id, target.document_type, target.period_ordinal, scored.account_code))
         status, applied = _apply_feedback(scored, fb, scored.amount, learning=learning)
         if applied and fb is not None:
             applied_feedback.add(fb.id)
+        if fb is not None and status != DetectionStatus.OPEN:
+            same_line.add(i)
+        judged.append((target, fb, status))
+    # Verdicts on similar lines: what they taught lowers, keeps or suppresses the other flags.
+    outcome = lines_learn(
+        lines=output.lines,
+        line_keys=[
+            (t.property_id, t.document_type, s.account_code, t.period_ordinal)
+            for (t, _, _), s in zip(judged, output.lines, strict=True)
+        ],
+        present=_present_lines(inp, output.lines),
+        feedback=feedback.rows,
+        skip=same_line,
+        now=now,
+    )
+    applied_feedback |= outcome.used_verdicts
+    for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
+        status = outcome.statuses.get(i, status)
         planned[scored.document_id].append((_detection_row(target, scored, status, now), scored, fb))
 
     selection_logs = [ModelSelectionLog(**entry) for entry in output.selections]
     try:
         _write(planned, selection_logs, applied_feedback, now)
+        _count_quieted(outcome)
     except DatabaseError as exc:
         logger.warning("chunk write failed (%s); writing documents one by one", exc)
         for doc_id in planned:
@@ -706,6 +730,28 @@ def _detect_and_write(
         if target.property_id not in summary.property_ids:
             summary.property_ids.append(target.property_id)
     summary.property_ids.sort()
+
+
+def _present_lines(inp: DetectionInput, lines: Sequence[ScoredLine]) -> dict[tuple[int, str, str, int], float]:
+    """Every line of the pass's context with its amount (NaN: a posting reported absent)."""
+    table = inp.table
+    present = {
+        (int(p), str(d), _original_account(str(a)), int(t)): float(v)
+        for p, d, a, t, v in zip(
+            table.property_ids, table.document_types, table.account_codes, table.periods, table.amounts, strict=True
+        )
+    }
+    for line in lines:
+        if line.line_item_id is None:
+            target = inp.targets[line.document_id]
+            present[(target.property_id, target.document_type, line.account_code, target.period_ordinal)] = float("nan")
+    return present
+
+
+def _count_quieted(outcome: LearningOutcome) -> None:
+    """similar_anomalies_suppressed: how many other lines each verdict quieted in this pass."""
+    for fb_id, n in outcome.quieted_by_verdict.items():
+        AnomalyFeedback.objects.filter(id=fb_id).update(similar_anomalies_suppressed=n)
 
 
 def _decimal(value: float | None) -> Decimal | None:
@@ -938,6 +984,8 @@ def anomaly_feedback_submit(
         raise NotFoundError(f"anomaly {anomaly_id} not found")
     is_anomaly = FEEDBACK_IS_ANOMALY[FeedbackType(feedback_type)]
     user_id = getattr(user, "pk", None)
+    # What the model said before any learning: the evidence this verdict is about.
+    learned = (detection.contributions or {}).get("learned") or {}
     feedback, _ = AnomalyFeedback.objects.update_or_create(
         property_id=detection.property_id,
         document_type=detection.document_type,
@@ -949,6 +997,8 @@ def anomaly_feedback_submit(
             "field_value": detection.field_value,
             "feedback_type": feedback_type,
             "is_anomaly": is_anomaly,
+            "anomaly_type": learned.get("kind") or detection.anomaly_type,
+            "model_score": learned.get("model_score", detection.anomaly_score),
             "notes": notes or "",
             "feedback_confidence": feedback_confidence,
             "business_context": business_context or {},

@@ -1,0 +1,162 @@
+"""Verdicts become knowledge: a pass's flagged lines judged by what similar verdicts taught.
+
+The numbers live in the Django-free :mod:`anomalies.detection.verdicts`; this module turns the
+pass's feedback rows and scored lines into its arrays and writes the outcome back onto the lines
+(ACTIVE_LEARNING_ENABLED; AUTO_SUPPRESSION_ENABLED with AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD;
+only verdicts of the last FEEDBACK_LOOKBACK_DAYS count).
+
+The verdicts are read once per chunk (the caller's one query), before any of its documents is
+scored: a verdict given while a job runs applies from the next chunk on, never to half a document.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+import numpy as np
+from django.conf import settings
+
+from anomalies.detection import verdicts as verdict_math
+from anomalies.detection.scoring import severity
+from anomalies.models import AnomalyFeedback, DetectionStatus
+from kernel.flags import FeatureFlags
+
+LineKey = tuple[int, str, str, int]  # (property, document type, account, period ordinal)
+
+
+class LearnableLine(Protocol):
+    """A scored line of a pass (``anomalies.services.ScoredLine``), as learning reads and edits it."""
+
+    account_code: str
+    amount: Decimal | None
+    anomaly_score: float
+    is_anomaly: bool
+    severity: str
+    anomaly_type: str
+    detector: str
+    contributions: dict[str, Any]
+    explanation_text: str
+    explanation: dict[str, Any] | None
+
+
+@dataclass
+class LearningOutcome:
+    """Per line index: the status learning sets; per verdict id: how many other lines it quieted."""
+
+    statuses: dict[int, str] = field(default_factory=dict)
+    used_verdicts: set[int] = field(default_factory=set)
+    quieted_by_verdict: Counter[int] = field(default_factory=Counter)
+
+
+def verdict_arrays(rows: Iterable[AnomalyFeedback], *, now: datetime) -> verdict_math.VerdictArrays:
+    """The feedback rows (oldest first) as the numeric module's arrays."""
+    out = []
+    for fb in rows:
+        if fb.feedback_type == "new_normal":
+            continue  # its effect is the series cut, not a verdict on evidence
+        age = (now - fb.updated_at).total_seconds() / 86400.0 if fb.updated_at else 0.0
+        out.append(
+            (
+                fb.id,
+                fb.property_id,
+                fb.document_type,
+                fb.account_code,
+                fb.period.ordinal,
+                fb.field_value,
+                fb.is_anomaly,
+                fb.anomaly_type or "",
+                fb.model_score,
+                age,
+            )
+        )
+    return verdict_math.VerdictArrays.from_rows(out)
+
+
+def lines_learn(
+    *,
+    lines: Sequence[LearnableLine],
+    line_keys: Sequence[LineKey],
+    present: dict[LineKey, float],
+    feedback: Sequence[AnomalyFeedback],
+    skip: set[int],
+    now: datetime,
+) -> LearningOutcome:
+    """Lower, keep or suppress each flagged line by what similar verdicts taught (edits ``lines``).
+
+    ``line_keys[i]`` is the natural key of ``lines[i]``; ``present`` every line of the pass's
+    context with its amount; ``skip`` the indexes already judged by a verdict on the line itself.
+    """
+    outcome = LearningOutcome()
+    if not feedback or not FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"):
+        return outcome
+    verdicts = verdict_arrays(feedback, now=now)
+    if verdicts.n == 0:
+        return outcome
+    usable = verdict_math.applicable(verdicts, present, float(settings.FEEDBACK_LOOKBACK_DAYS))
+    if not usable.any():
+        return outcome
+    index = [
+        i for i, line in enumerate(lines) if i not in skip and line.is_anomaly and not line.detector.startswith("statement:")
+    ]
+    if not index:
+        return outcome
+    candidates = verdict_math.Candidates(
+        property_ids=np.array([line_keys[i][0] for i in index], dtype=np.int64),
+        document_types=np.array([line_keys[i][1] for i in index], dtype=object),
+        account_codes=np.array([line_keys[i][2] for i in index], dtype=object),
+        kinds=np.array([lines[i].anomaly_type for i in index], dtype=object),
+        scores=np.array([lines[i].anomaly_score for i in index], dtype=np.float64),
+    )
+    threshold = (
+        float(settings.AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD)
+        if FeatureFlags.is_enabled("AUTO_SUPPRESSION_ENABLED")
+        else None
+    )
+    learned = verdict_math.learn(verdicts, candidates, usable=usable, suppression_threshold=threshold)
+    for j, i in enumerate(index):
+        taught = learned.verdict_ids[j]
+        if not taught:
+            continue
+        line = lines[i]
+        outcome.used_verdicts.update(taught)
+        confidence = float(learned.confidence[j])
+        line.contributions = {
+            **line.contributions,
+            "learned": {
+                "confidence": round(confidence, 4),
+                "model_score": round(float(line.anomaly_score), 3),
+                "reason": learned.reasons[j],
+                "verdicts": list(taught),
+                "kind": line.anomaly_type,
+                "suppressed": bool(learned.suppressed[j]),
+            },
+        }
+        if confidence == 0.0:
+            continue  # only confirmations: the alarm stays as the model gave it
+        quieted = bool(learned.suppressed[j]) or not bool(learned.flagged[j])
+        if quieted:
+            outcome.quieted_by_verdict.update(taught)
+        if learned.suppressed[j]:
+            outcome.statuses[i] = DetectionStatus.SUPPRESSED
+            line.explanation_text = (f"Suppressed: {learned.reasons[j]}. " + line.explanation_text)[:500]
+            continue
+        line.anomaly_score = float(learned.scores[j])
+        if learned.flagged[j]:
+            line.severity = severity(line.anomaly_score)
+            line.explanation_text = (
+                f"Score lowered from {line.contributions['learned']['model_score']:.0f} ({learned.reasons[j]}). "
+                + line.explanation_text
+            )[:500]
+        else:
+            line.is_anomaly = False
+            line.explanation_text = (
+                f"Not flagged: {learned.reasons[j]} (model score "
+                f"{line.contributions['learned']['model_score']:.0f}, learned confidence {confidence:.2f})."
+            )[:500]
+            line.explanation = None
+    return outcome
