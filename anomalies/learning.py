@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -23,7 +23,8 @@ from django.conf import settings
 
 from anomalies.detection import verdicts as verdict_math
 from anomalies.detection.scoring import severity
-from anomalies.models import AnomalyFeedback, DetectionStatus
+from anomalies.models import DetectionStatus
+from anomalies.selectors import verdicts_for_learning
 from kernel.flags import FeatureFlags
 
 LineKey = tuple[int, str, str, int]  # (property, document type, account, period ordinal)
@@ -53,27 +54,12 @@ class LearningOutcome:
     quieted_by_verdict: Counter[int] = field(default_factory=Counter)
 
 
-def verdict_arrays(rows: Iterable[AnomalyFeedback], *, now: datetime) -> verdict_math.VerdictArrays:
-    """The feedback rows (oldest first) as the numeric module's arrays."""
+def verdict_arrays(rows: Iterable[tuple[Any, ...]], *, now: datetime) -> verdict_math.VerdictArrays:
+    """The selector's verdict rows (oldest first) as the numeric module's arrays."""
     out = []
-    for fb in rows:
-        if fb.feedback_type == "new_normal":
-            continue  # its effect is the series cut, not a verdict on evidence
-        age = (now - fb.updated_at).total_seconds() / 86400.0 if fb.updated_at else 0.0
-        out.append(
-            (
-                fb.id,
-                fb.property_id,
-                fb.document_type,
-                fb.account_code,
-                fb.period.ordinal,
-                fb.field_value,
-                fb.is_anomaly,
-                fb.anomaly_type or "",
-                fb.model_score,
-                age,
-            )
-        )
+    for fb_id, prop, doc, account, period, amount, is_anomaly, kind, score, updated_at, still_seen in rows:
+        age = (now - updated_at).total_seconds() / 86400.0
+        out.append((fb_id, prop, doc, account, period, amount, is_anomaly, kind or "", score, age, still_seen))
     return verdict_math.VerdictArrays.from_rows(out)
 
 
@@ -82,7 +68,6 @@ def lines_learn(
     lines: Sequence[LearnableLine],
     line_keys: Sequence[LineKey],
     present: dict[LineKey, float],
-    feedback: Sequence[AnomalyFeedback],
     skip: set[int],
     now: datetime,
 ) -> LearningOutcome:
@@ -90,20 +75,30 @@ def lines_learn(
 
     ``line_keys[i]`` is the natural key of ``lines[i]``; ``present`` every line of the pass's
     context with its amount; ``skip`` the indexes already judged by a verdict on the line itself.
+    Verdicts of the whole portfolio on the flagged lines' accounts are read in one query.
     """
     outcome = LearningOutcome()
-    if not feedback or not FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"):
-        return outcome
-    verdicts = verdict_arrays(feedback, now=now)
-    if verdicts.n == 0:
-        return outcome
-    usable = verdict_math.applicable(verdicts, present, float(settings.FEEDBACK_LOOKBACK_DAYS))
-    if not usable.any():
+    if not FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"):
         return outcome
     index = [
         i for i, line in enumerate(lines) if i not in skip and line.is_anomaly and not line.detector.startswith("statement:")
     ]
     if not index:
+        return outcome
+    lookback = float(settings.FEEDBACK_LOOKBACK_DAYS)
+    verdicts = verdict_arrays(
+        verdicts_for_learning(
+            document_types={line_keys[i][1] for i in index},
+            account_codes={line_keys[i][2] for i in index},
+            since=now - timedelta(days=lookback),
+        ),
+        now=now,
+    )
+    if verdicts.n == 0:
+        return outcome
+    context = {key[0] for key in present}
+    usable = verdict_math.applicable(verdicts, present, lookback, context_properties=context)
+    if not usable.any():
         return outcome
     candidates = verdict_math.Candidates(
         property_ids=np.array([line_keys[i][0] for i in index], dtype=np.int64),

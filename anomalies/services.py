@@ -687,7 +687,6 @@ def _detect_and_write(
             for (t, _, _), s in zip(judged, output.lines, strict=True)
         ],
         present=_present_lines(inp, output.lines),
-        feedback=feedback.rows,
         skip=same_line,
         now=now,
     )

@@ -61,6 +61,7 @@ class VerdictArrays:
     kinds: np.ndarray  # object: the anomaly type the analyst saw
     scores: FloatArray  # the model's raw score (0-100) the analyst saw
     age_days: FloatArray
+    still_seen: np.ndarray  # bool: the verdict's detection still exists with the amount the analyst saw
 
     @property
     def n(self) -> int:
@@ -72,8 +73,9 @@ class VerdictArrays:
 
     @classmethod
     def from_rows(cls, rows: list[tuple]) -> VerdictArrays:
-        """From (id, property, doc type, account, period, amount|None, is_anomaly, kind, score, age_days)."""
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+        """From (id, property, doc type, account, period, amount|None, is_anomaly, kind, score, age_days[, still_seen])."""
+        rows = [tuple(r) + (True,) * (11 - len(r)) for r in rows]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 11
         return cls(
             ids=np.asarray(cols[0], dtype=np.int64),
             property_ids=np.asarray(cols[1], dtype=np.int64),
@@ -85,6 +87,7 @@ class VerdictArrays:
             kinds=np.asarray(cols[7], dtype=object),
             scores=np.asarray([0.0 if s is None else float(s) for s in cols[8]], dtype=np.float64),
             age_days=np.asarray(cols[9], dtype=np.float64),
+            still_seen=np.asarray(cols[10], dtype=bool),
         )
 
 
@@ -116,11 +119,18 @@ class Learned:
     applicable_verdicts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def applicable(verdicts: VerdictArrays, present: dict[tuple[int, str, str, int], float], lookback_days: float) -> np.ndarray:
+def applicable(
+    verdicts: VerdictArrays,
+    present: dict[tuple[int, str, str, int], float],
+    lookback_days: float,
+    context_properties: set[int] | None = None,
+) -> np.ndarray:
     """Mask of the verdicts that may teach: recent, latest on their line, on a line still as seen.
 
-    ``present`` maps each line of this pass (property, document type, account, period) to its
-    amount (NaN for a posting the model reported absent).
+    ``present`` maps each line of this pass's context (property, document type, account, period)
+    to its amount (NaN for a posting the model reported absent).  A verdict on a property outside
+    the context (``context_properties``; None: every property is in it) is judged by
+    ``still_seen`` instead.
     """
     mask = verdicts.age_days <= lookback_days
     latest: dict[tuple[int, str, str, int], int] = {}
@@ -130,6 +140,9 @@ def applicable(verdicts: VerdictArrays, present: dict[tuple[int, str, str, int],
     keep[list(latest.values())] = True
     mask &= keep
     for i in np.flatnonzero(mask):
+        if context_properties is not None and int(verdicts.property_ids[i]) not in context_properties:
+            mask[i] = bool(verdicts.still_seen[i])
+            continue
         seen = verdicts.amounts[i]
         now = present.get(_line(verdicts, int(i)))
         if now is None:
