@@ -265,6 +265,21 @@ def verdicts_for_learning(
     return [(*row[:10], row[10] is not None and row[11] == row[5]) for row in rows]
 
 
+def selection_source_counts() -> dict[str, int]:
+    """Selections by where their candidates came from, and LLM answers discarded (one query).
+
+    A discarded answer is counted once, where it was received; series that reused it from the
+    cache (llm_error starting "cached:") are not counted again.
+    """
+    counts = ModelSelectionLog.objects.aggregate(
+        llm=Count("id", filter=Q(selection_source="llm")),
+        cache=Count("id", filter=Q(selection_source="cache")),
+        rules=Count("id", filter=Q(selection_source="rules")),
+        llm_discarded=Count("id", filter=~Q(llm_error="") & ~Q(llm_error__startswith="cached:")),
+    )
+    return {k: int(v or 0) for k, v in counts.items()}
+
+
 # --- List queries for the API, admin and commands ----------------------------------------------
 
 
