@@ -21,18 +21,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, ModelSelectionLog
-from anomalies.selectors import (
-    DetectionInput,
-    detection_input_for_documents,
-    document_ids_for_detection,
-    feedback_for_series,
-)
+from anomalies.selectors import DetectionInput, detection_input_for_documents, feedback_for_series
 from anomalies.services.feedback import FeedbackIndex, apply_feedback, split_new_normal
 from anomalies.services.options import EngineOptions, _flush_provider, engine_options
 from anomalies.services.results import EngineOutput, run_engine
 from anomalies.services.summaries import DetectionRunSummary, DocumentOutcome
 from anomalies.services.writing import PlannedRow, detection_row, detections_write
 from documents.models import ExtractionStatus, Property
+from documents.selectors import documents_latest
 from kernel.exceptions import ApplicationError
 from kernel.flags import FeatureFlags
 from kernel.periods import ordinal_from_label
@@ -213,7 +209,7 @@ def detection_run(
     if since_ordinal is not None and until_ordinal is not None and since_ordinal > until_ordinal:
         raise ApplicationError("--since is after --until", field_errors={"since": ["after until"]})
 
-    qs = document_ids_for_detection(property_ids=property_ids, since_ordinal=since_ordinal, until_ordinal=until_ordinal)
+    qs = documents_latest(property_ids=property_ids, period_from_ordinal=since_ordinal, period_to_ordinal=until_ordinal)
     if not all_documents:
         qs = qs.filter(Q(last_detected_at__isnull=True) | Q(last_detected_at__lt=F("uploaded_at")))
     docs_by_property: dict[int, list[int]] = defaultdict(list)
