@@ -15,34 +15,20 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 
 from anomalies.detection import verdicts as verdict_math
 from anomalies.detection.scoring import severity
-from anomalies.models import DetectionStatus
-from anomalies.selectors import verdicts_for_learning
+from anomalies.models import AnomalyFeedback, DetectionStatus
+from anomalies.selectors import DetectionInput, verdicts_for_learning
+from anomalies.services.feedback import original_account
+from anomalies.services.results import ScoredLine
 from kernel.flags import FeatureFlags
 
 LineKey = tuple[int, str, str, int]  # (property, document type, account, period ordinal)
-
-
-class LearnableLine(Protocol):
-    """A scored line of a pass (``anomalies.services.ScoredLine``), as learning reads and edits it."""
-
-    account_code: str
-    amount: Decimal | None
-    anomaly_score: float
-    is_anomaly: bool
-    severity: str
-    anomaly_type: str
-    detector: str
-    contributions: dict[str, Any]
-    explanation_text: str
-    explanation: dict[str, Any] | None
 
 
 @dataclass
@@ -65,7 +51,7 @@ def verdict_arrays(rows: Iterable[tuple[Any, ...]], *, now: datetime) -> verdict
 
 def lines_learn(
     *,
-    lines: Sequence[LearnableLine],
+    lines: Sequence[ScoredLine],
     line_keys: Sequence[LineKey],
     present: dict[LineKey, float],
     skip: set[int],
@@ -155,3 +141,25 @@ def lines_learn(
             )[:500]
             line.explanation = None
     return outcome
+
+
+def present_lines(inp: DetectionInput, lines: Sequence[ScoredLine]) -> dict[LineKey, float]:
+    """Every line of the pass's context with its amount (NaN: a posting reported absent)."""
+    table = inp.table
+    present = {
+        (int(p), str(d), original_account(str(a)), int(t)): float(v)
+        for p, d, a, t, v in zip(
+            table.property_ids, table.document_types, table.account_codes, table.periods, table.amounts, strict=True
+        )
+    }
+    for line in lines:
+        if line.line_item_id is None:
+            target = inp.targets[line.document_id]
+            present[(target.property_id, target.document_type, line.account_code, target.period_ordinal)] = float("nan")
+    return present
+
+
+def quieted_counts_write(outcome: LearningOutcome) -> None:
+    """similar_anomalies_suppressed: how many other lines each verdict quieted or suppressed in this pass."""
+    for fb_id, n in outcome.quieted_by_verdict.items():
+        AnomalyFeedback.objects.filter(id=fb_id).update(similar_anomalies_suppressed=n)
