@@ -17,9 +17,10 @@ account keeps alarming there).  The learned confidence that the line is normal i
 
     c = dismissed_weight / (dismissed_weight + confirmed_weight + PRIOR)
 
-so one dismissal on the series gives 0.5, two give 0.67, four give 0.8.  Learning divides the
-line's evidence by ``1 / (1 - c)``: two dismissals on the series quiet a line of the dismissed
-strength, a much stronger one still alarms.  With auto-suppression, a flagged line with
+so one dismissal on the series gives 0.5, two give 0.67, four give 0.8.  From c = 0.5 on, the
+line's evidence is re-read against the dismissed evidence: at the dismissed strength it becomes
+``Z_HALF * (1 - c) / c`` (the flag line with one dismissal, half of it with two), weaker lines
+less, and lines more than ``COVER_RATIO`` times stronger are not covered at all.  With auto-suppression, a flagged line with
 ``c >= threshold`` is kept visible with status "suppressed" and the reason.
 
 Verdicts only count when (a) they were given within the lookback window, (b) the line they were
@@ -35,13 +36,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scoring import FLAG_SCORE, score_from_z, z_from_score
+from .scoring import FLAG_SCORE, Z_HALF, score_from_z, z_from_score
 from .table import FloatArray, IntArray
 
 SAME_SERIES_WEIGHT = 1.0
 PEER_PROPERTY_WEIGHT = 0.5
 COVER_RATIO = 1.5  # a line up to 1.5x as strong as a dismissed one is "the same evidence"
 PRIOR = 1.0  # pseudo-count of "this may be an error" before any verdict
+LEARN_MIN_CONFIDENCE = 0.5  # below: the verdicts disagree too much to change the score
 NEVER_LEARNED = frozenset({"footing", "balance_mismatch"})
 
 SeriesKey = tuple[int, str, str]  # (property, document type, account)
@@ -177,6 +179,7 @@ def learn(
         ).append(int(i))
     n = candidates.n
     confidence = np.zeros(n)
+    normal_z = np.ones(n)  # the strongest dismissed evidence covering each candidate
     reasons = [""] * n
     taught: list[tuple[int, ...]] = [()] * n
     z = np.array([z_from_score(float(s)) for s in candidates.scores]) if n else np.zeros(0)
@@ -197,8 +200,9 @@ def learn(
             if verdicts.is_anomaly[i]:
                 confirmed += weight
                 used.append(int(verdicts.ids[i]))
-            elif z[c] <= COVER_RATIO * z_from_score(float(verdicts.scores[i])):
+            elif z[c] <= COVER_RATIO * (dismissed_z := z_from_score(float(verdicts.scores[i]))):
                 dismissed += weight
+                normal_z[c] = max(normal_z[c], dismissed_z)
                 used.append(int(verdicts.ids[i]))
                 if weight == SAME_SERIES_WEIGHT:
                     own_dismissed += 1
@@ -212,8 +216,13 @@ def learn(
         confidence[c] = dismissed / (dismissed + confirmed + PRIOR)
         taught[c] = tuple(used)
         reasons[c] = _reason(own_dismissed, len(peer_props), str(candidates.account_codes[c]), kind)
-    new_z = z * (1.0 - confidence)
-    scores = np.where(confidence > 0, score_from_z(new_z), candidates.scores) if n else np.zeros(0)
+    # Evidence is re-read against what was dismissed as normal: at the dismissed strength it is
+    # Z_HALF (the flag line) with the verdicts even (c = 0.5), half that with two to one.
+    learning = confidence >= LEARN_MIN_CONFIDENCE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = np.where(learning, (1.0 - confidence) / np.maximum(confidence, 1e-9), 1.0)
+        new_z = np.where(learning, np.minimum(z, z / normal_z * Z_HALF * odds), z)
+    scores = np.where(learning, score_from_z(new_z), candidates.scores) if n else np.zeros(0)
     flagged = scores >= FLAG_SCORE
     suppressed = np.zeros(n, dtype=bool)
     if suppression_threshold is not None:

@@ -117,8 +117,8 @@ def lines_learn(
                 "suppressed": bool(learned.suppressed[j]),
             },
         }
-        if confidence == 0.0:
-            continue  # only confirmations: the alarm stays as the model gave it
+        if not learned.suppressed[j] and float(learned.scores[j]) == float(line.anomaly_score):
+            continue  # confirmations outweigh (or no dismissal covers it): the alarm stays as the model gave it
         quieted = bool(learned.suppressed[j]) or not bool(learned.flagged[j])
         if quieted:
             outcome.quieted_by_verdict.update(taught)
