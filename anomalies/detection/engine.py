@@ -100,6 +100,8 @@ class DetectionResult:
     insufficient_history: list[InsufficientHistory]
     statement_findings: list[StatementFinding]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # (n_rows, len(FEATURE_NAMES)) feature row of each scored line (NaN elsewhere), for attribution.
+    features: FloatArray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -214,6 +216,8 @@ def detect_anomalies(
     result.model_key[rows] = models.model_key[s_idx]
     result.model_version[rows] = models.version[s_idx]
     result.threshold[rows] = models.threshold[s_idx]
+    result.features = np.full((n, feats.values.shape[-1]), np.nan)
+    result.features[rows] = feats.values[s_idx, t_idx]
     for row, sev_score in zip(rows[flagged[s_idx, t_idx]], scores[s_idx, t_idx][flagged[s_idx, t_idx]], strict=True):
         result.severity[row] = severity(float(sev_score))
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
 from anomalies.selectors import DetectionInput, TargetDocument, detection_input_for_documents, feedback_for_series
+from anomalies.services.attribution import lines_attribute
 from anomalies.services.feedback import FeedbackIndex, apply_feedback, split_new_normal
 from anomalies.services.learning import LearningOutcome, lines_learn, present_lines, quieted_counts_write
 from anomalies.services.options import EngineOptions, _flush_provider, engine_options
@@ -159,6 +160,7 @@ def _plan_rows(
         now=now,
     )
     applied_feedback |= learned.used_verdicts
+    lines_attribute(lines=output.lines, background=output.background)
     planned: dict[int, list[PlannedRow]] = defaultdict(list)
     for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
         status = learned.statuses.get(i, status)

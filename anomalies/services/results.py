@@ -47,6 +47,7 @@ class ScoredLine:
     explanation_text: str
     explanation: dict[str, Any] | None  # AnomalyExplanation fields, for flagged lines
     insufficient_history: bool = False
+    features: np.ndarray | None = None  # the engine's feature row of a flagged series line (attribution)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class EngineOutput:
     lines: list[ScoredLine]
     selections: list[dict[str, Any]]  # ModelSelectionLog fields
     series_modelled: int
+    background: np.ndarray | None = None  # feature rows of the context's unflagged lines (attribution)
 
 
 @dataclass
@@ -105,7 +107,20 @@ def run_engine(
         if (line := _line_for_row(run, doc_id, int(r))) is not None
     ]
     lines += _absent_lines(run, lines)
-    return EngineOutput(lines=lines, selections=_selection_rows(run), series_modelled=_series_modelled(run))
+    return EngineOutput(
+        lines=lines,
+        selections=_selection_rows(run),
+        series_modelled=_series_modelled(run),
+        background=_background(run),
+    )
+
+
+def _background(run: EngineRun) -> np.ndarray | None:
+    features = run.result.features
+    if features is None:
+        return None
+    normal = ~run.result.is_anomaly & np.isfinite(features).all(axis=1) & ~run.table.is_total
+    return features[normal]
 
 
 def _score_mask(n_rows: int, rows_of_doc: dict[int, np.ndarray]) -> np.ndarray:
@@ -231,6 +246,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
         contributions=evidence.contributions,
         explanation_text=evidence.text,
         explanation=evidence.explanation if flagged else None,
+        features=result.features[r] if flagged and not evidence.is_statement and result.features is not None else None,
     )
 
 
