@@ -224,7 +224,8 @@ def _lease_release_quietly(*, chunk_id: int, task_id: str) -> None:
     the chunk under a new task id.
     """
     try:
-        connection.close_if_unusable_or_obsolete()
+        if not connection.in_atomic_block:  # a broken connection is replaced, a caller's block kept
+            connection.close_if_unusable_or_obsolete()
         BatchJobChunk.objects.filter(pk=chunk_id, task_id=task_id, status=ChunkStatus.LEASED).update(
             status=ChunkStatus.PENDING, leased_by="", lease_expires_at=None
         )

@@ -66,3 +66,17 @@ def hang_once_detect(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
             continue
         threading.Event().wait()  # never set: only SIGKILL ends this delivery
     return detect_anomalies(document_ids)
+
+
+_CONNECTION_LOST: set[int] = set()
+
+
+@register_processor("test_connection_lost_once")
+def connection_lost_once(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """The first run of a chunk in this process loses its database connection mid-chunk."""
+    from django.db import OperationalError
+
+    if document_ids[0] not in _CONNECTION_LOST:
+        _CONNECTION_LOST.add(document_ids[0])
+        raise OperationalError("terminating connection due to administrator command")
+    return check_documents(document_ids)
