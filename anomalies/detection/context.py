@@ -40,6 +40,7 @@ from .levels import (
     change_points,
     level_steps,
     persistent_jumps,
+    recurring_steps,
 )
 from .peers import PeerStats
 from .seasonal import off_season_postings, peers_quiet
@@ -339,6 +340,9 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     new_cp = cp_z > step_z
     step_z = np.maximum(step_z, cp_z)
     step_z = np.where(prior >= MIN_PRIOR, step_z, 0.0)
+    # A step that recurs at the same time of another year (a season that starts or ends) is the
+    # line's calendar, not a lasting new level.
+    step_z = np.where(recurring_steps(y), 0.0, step_z)
     step_ratio = np.where(step_local > 0, ratio_local, np.where(step_sl >= step_sr, ratio_sl, ratio_sr))
     step_ratio = np.where(step_nb > 0, ratio_nb, step_ratio)
     step_ratio = np.where(new_cp, np.exp(np.nan_to_num(cp_step)), step_ratio)

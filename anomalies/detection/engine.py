@@ -13,7 +13,6 @@ Evidence per cell (every period of every modelled series, backfill over the hist
   always finds a "most unusual" month, so on its own it cannot tell an error from a normal
   extreme);
 * statement arithmetic (:mod:`.statements`) on the total lines, which are never scored as series.
-* statement arithmetic (:mod:`.statements`) on the total lines, which are never scored as series.
 
 The steps live in their own modules: context and features (:mod:`.context`, :mod:`.features`),
 the PyOD step (:mod:`.modelling`), evidence and misclassification pairs (:mod:`.evidence`),
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from dataclasses import replace as _replace
 
 import numpy as np
 
@@ -46,7 +44,8 @@ from .peers import PeerStats
 from .reconcile import reconcile
 from .scoring import FLAG_SCORE, score_from_z, severity
 from .selection import LLMConfig
-from .statements import StatementFinding, check_statements
+from .statements import StatementFinding, TotalOutcome, check_statements
+from .structure import StatementStructure, learn_statements, sections_of_rows
 from .table import FloatArray, LineTable, SeriesPanel, build_panel
 
 __all__ = [
@@ -99,6 +98,9 @@ class DetectionResult:
     selections: list[SelectionRecord]
     insufficient_history: list[InsufficientHistory]
     statement_findings: list[StatementFinding]
+    # Per total line of a checked document: foots / does not foot / structure not learned.
+    total_outcomes: list[TotalOutcome] = field(default_factory=list)
+    structures: dict[tuple[int, str], StatementStructure] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     # (n_rows, len(FEATURE_NAMES)) feature row of each scored line (NaN elsewhere), for attribution.
     features: FloatArray | None = None
@@ -150,7 +152,8 @@ def detect_anomalies(
     observed = (panel.rows >= 0) & cell_mask
     modelled = ctx.n_observed >= MIN_HISTORY
     t_rec = time.perf_counter()
-    rec = reconcile(table, ctx)
+    learned = learn_statements(table)  # statement structure, from every month of the table
+    rec = reconcile(ctx, learned)
     timings["reconcile"] = _ms(t_rec)
     stat_z = apply_reconciliation(statistical_evidence(ctx), ctx, rec)
     models = SeriesModels.statistical(panel.n_series)
@@ -180,7 +183,7 @@ def detect_anomalies(
 
     t2 = time.perf_counter()
     anomaly_type = classify(ctx, evidence, rec.level)
-    partners = pair_misclassifications(panel, ctx, evidence, anomaly_type)
+    partners = pair_misclassifications(panel, ctx, evidence, anomaly_type, sections_of_rows(table))
     scores = score_from_z(evidence)
     flagged = (scores >= FLAG_SCORE) & modelled[:, None] & cell_mask
     timings["scoring"] = _ms(t2)
@@ -231,11 +234,12 @@ def detect_anomalies(
         reportable=modelled[:, None] & cell_mask,
     )
     result.findings = build_findings(panel, ctx, feats.values, verdicts, models)
-    scored_rows = np.flatnonzero(row_mask)
-    statements = check_statements(table if score_mask is None else table.take(scored_rows))
-    if score_mask is not None:
-        statements = [replace_rows(sf, scored_rows) for sf in statements]
-    result.statement_findings = _unexplained(statements, table, result.is_anomaly)
+    # The structure is learned from every month of the table (the properties' whole history);
+    # only the scored documents are checked.
+    statements = check_statements(table, row_mask, learned)
+    result.total_outcomes = statements.outcomes
+    result.structures = statements.structures
+    result.statement_findings = _unexplained(statements.findings, table, result.is_anomaly)
     for sf in result.statement_findings:
         result.anomaly_type[sf.row] = sf.anomaly_type
         result.is_anomaly[sf.row] = True
@@ -263,11 +267,6 @@ def _cell_mask(table: LineTable, panel: SeriesPanel, row_mask: np.ndarray) -> np
     by_doc = np.zeros((n_docs, panel.n_periods), dtype=bool)
     by_doc[panel.document_ids[panel.series_of_row[rows]], table.periods[rows] - panel.period0] = True
     return by_doc[panel.document_ids]
-
-
-def replace_rows(sf: StatementFinding, rows: np.ndarray) -> StatementFinding:
-    """A statement finding of a sub-table with its rows mapped back to the full table's."""
-    return _replace(sf, row=int(rows[sf.row]), covered_rows=tuple(int(rows[r]) for r in sf.covered_rows))
 
 
 def _unexplained(findings: list[StatementFinding], table: LineTable, flagged: np.ndarray) -> list[StatementFinding]:

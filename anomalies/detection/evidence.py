@@ -70,9 +70,10 @@ def classify(ctx: SeriesContext, evidence: FloatArray, level_blamed: np.ndarray 
 
 
 def pair_misclassifications(
-    panel: SeriesPanel, ctx: SeriesContext, evidence: FloatArray, anomaly_type: np.ndarray
+    panel: SeriesPanel, ctx: SeriesContext, evidence: FloatArray, anomaly_type: np.ndarray, section: IntArray
 ) -> dict[tuple[int, int], int]:
-    """Pair opposite, cancelling deviations of neighbouring lines of one document.
+    """Pair opposite, cancelling deviations of neighbouring lines of one section of a document
+    (``section``: per table row, see :func:`.structure.sections_of_rows`).
 
     The pair is one event: the receiving line keeps the (maximum) evidence and the type
     'misclassification'; the emptied line's evidence is cleared so it is not reported again.
@@ -97,7 +98,6 @@ def pair_misclassifications(
         if (s, t) in used or anomaly_type[s, t] in ("sign_flip", "seasonal"):
             continue
         members = by_doc[int(panel.document_ids[s])]
-        code = str(panel.account_codes[s])
         best, best_err = -1, PAIR_MATCH
         for o in members:
             if o == s or (o, t) in used or not np.isfinite(panel.values[o, t]):
@@ -108,8 +108,8 @@ def pair_misclassifications(
                 continue
             if abs(panel.row_order[o] - panel.row_order[s]) > PAIR_MAX_DISTANCE:
                 continue
-            if str(panel.account_codes[o])[:1] != code[:1]:
-                continue
+            if panel.rows[s, t] >= 0 and section[panel.rows[o, t]] != section[panel.rows[s, t]]:
+                continue  # a total line between them: different sections of the statement
             a, b = dev[s, t], dev[o, t]
             if a * b >= 0:
                 continue

@@ -65,7 +65,7 @@ FEATURE_NAMES = (
     "local_residual_z",
     "decimal_shift",
     "sign_mismatch",
-    "revenue_share",
+    "document_share",
     "peer_z",
 )
 
@@ -106,7 +106,7 @@ class AnomalyFeatureEngineer:
 
             decimal = decimal_shift_closeness(v, ctx.expected)
             sign_mismatch = ((np.sign(v) * ctx.usual_sign[:, None]) < 0).astype(np.float64)
-            share = revenue_share(panel)
+            share = document_share(panel)
             peer = peer_robust_z(panel, ctx, share)
         feats = np.stack(
             [y, log_mag, change, pct, yoy, trailing_z, seas_z, loc_z, decimal, sign_mismatch, share, peer],
@@ -131,18 +131,19 @@ def decimal_shift_closeness(v: FloatArray, expected: FloatArray) -> FloatArray:
     return np.where(np.isfinite(lr) & (np.abs(k) >= 1), close, 0.0)
 
 
-def revenue_share(panel: SeriesPanel) -> FloatArray:
-    """Amount / its document's revenue (non-total income lines coded 4xxx), 0 elsewhere."""
+def document_share(panel: SeriesPanel) -> FloatArray:
+    """Amount / the sum of the magnitudes of its document's lines (non-total), per cell.
+
+    The scale-free weight of a line in its statement, read without account codes: a fee that is a
+    fixed share of the document, a line that suddenly dominates it.
+    """
     v = np.nan_to_num(panel.values)
-    is_income = panel.document_types == "income_statement"
-    is_rev = is_income & np.array([str(c).startswith("4") for c in panel.account_codes], dtype=bool)
     n_docs = int(panel.document_ids.max()) + 1 if panel.n_series else 0
-    revenue = np.zeros((n_docs, panel.n_periods))
-    np.add.at(revenue, panel.document_ids[is_rev], v[is_rev])
-    doc_rev = revenue[panel.document_ids]
+    size = np.zeros((n_docs, panel.n_periods))
+    np.add.at(size, panel.document_ids, np.abs(v))
+    doc_size = size[panel.document_ids]
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(np.abs(doc_rev) > 0, panel.values / doc_rev, 0.0)
-    return np.where(is_income[:, None], share, 0.0)
+        return np.where(doc_size > 0, v / doc_size, 0.0)
 
 
 # Smallest peer spread of the scale-free level (amount / the property's usual magnitude).

@@ -226,3 +226,22 @@ def change_points(y: FloatArray, use: BoolArray, seasonal: BoolArray) -> tuple[F
             best &= eff_out >= np.nan_to_num(shift(eff_out, sgn), nan=0.0)
     z_out = np.where(best & (eff_out > 0), z_out, 0.0)
     return z_out, step_out
+
+
+# A step recurs when a change of the same direction and at least this share of its size happens
+# within a month of the same calendar month in another year.
+RECURRING_STEP_SHARE = 0.5
+
+
+def recurring_steps(y: FloatArray) -> BoolArray:
+    """(S,T): the month-over-month change at t recurs around the same calendar month of another year."""
+    d = y - shift(y, 1)
+    out = np.zeros(y.shape, dtype=bool)
+    for years in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1):
+        if not years:
+            continue
+        for month in (-1, 0, 1):
+            other = shift(d, 12 * years + month)
+            with np.errstate(invalid="ignore"):
+                out |= np.isfinite(other) & (other * d > 0) & (np.abs(other) >= RECURRING_STEP_SHARE * np.abs(d))
+    return out

@@ -56,10 +56,11 @@ def off_season_postings(v: FloatArray, typical: FloatArray, peers_quiet: BoolArr
             offset = 12 * k + month_offset
             others_empty += shift(empty.astype(np.float64), offset) == 1
             others_filled += shift(filled.astype(np.float64), offset) == 1
-        # The month itself must be empty in every other year; its neighbours in all but one
-        # (so that two misplaced postings in adjacent months do not hide each other).
-        allowed_filled = 0 if month_offset == 0 else 1
-        ok = (others_empty >= 2) & (others_filled <= allowed_filled)
+        # The month itself must be empty in every other year (one is enough: a line with a single
+        # earlier season); its neighbours in most other years (so that two misplaced postings in
+        # adjacent months do not hide each other, and a late invoice just after the season, in a
+        # month that is filled in the other year, is not flagged).
+        ok = (others_empty >= 1) & (others_filled == 0) if month_offset == 0 else others_filled < others_empty
         # A month at the edge of the season is off-season only when the portfolio's other
         # properties are quiet that month as well (no early snowfall anywhere).
         if month_offset and peers_quiet is not None:
@@ -69,10 +70,15 @@ def off_season_postings(v: FloatArray, typical: FloatArray, peers_quiet: BoolArr
     # one contiguous block (snow removal December-March), not a quarterly or scattered pattern.
     n_s, n_t = v.shape
     month = np.arange(n_t) % 12
+    this_month = month[None, :, None] == np.arange(12)
     by_month = np.zeros((n_s, 12))
     np.add.at(by_month.T, month, filled.T.astype(np.float64))
-    others = by_month[:, None, :] - (filled[:, :, None] & (month[None, :, None] == np.arange(12)))
-    posted = others >= 2  # regular months only: one stray posting does not make a season
+    others = by_month[:, None, :] - (filled[:, :, None] & this_month)
+    present = np.zeros((n_s, 12))
+    np.add.at(present.T, month, finite.T.astype(np.float64))
+    others_present = present[:, None, :] - (finite[:, :, None] & this_month)
+    # Regular months only (filled in most of the other years): one stray posting makes no season.
+    posted = 2 * others > others_present
     starts = (posted & ~np.roll(posted, 1, axis=-1)).sum(axis=-1)
     out &= (starts == 1) & (posted.sum(axis=-1) <= 9)
     return out
