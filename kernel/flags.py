@@ -22,7 +22,12 @@ class Flag:
     env_var: str
     default: bool
     description: str
+    # Set when this release cannot do what the flag names: the flag then reads off whatever the
+    # environment says, and the API and dashboard say "not available in this release".
+    unavailable: str = ""
 
+
+NOT_IN_RELEASE = "not available in this release"
 
 FLAGS: tuple[Flag, ...] = (
     Flag("PYOD_ENABLED", "FEATURE_FLAG_PYOD", True, "PyOD detectors beside the statistical ones"),
@@ -31,10 +36,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag("ACTIVE_LEARNING_ENABLED", "ACTIVE_LEARNING_ENABLED", True, "Analyst feedback changes results"),
     Flag("AUTO_SUPPRESSION_ENABLED", "AUTO_SUPPRESSION_ENABLED", False, "Suppress anomalies like dismissed ones"),
     Flag("SHAP_ENABLED", "SHAP_ENABLED", True, "SHAP explanations"),
-    Flag("LIME_ENABLED", "LIME_ENABLED", True, "LIME explanations"),
+    Flag("LIME_ENABLED", "LIME_ENABLED", True, "LIME explanations", NOT_IN_RELEASE),
     Flag("PORTFOLIO_BENCHMARKS_ENABLED", "PORTFOLIO_BENCHMARKS_ENABLED", False, "Cross-property benchmarks"),
     Flag("LAYOUTLM_ENABLED", "LAYOUTLM_ENABLED", False, "LayoutLM extraction of PDFs"),
-    Flag("INCREMENTAL_LEARNING_ENABLED", "INCREMENTAL_LEARNING_ENABLED", True, "Incremental model updates"),
+    Flag(
+        "INCREMENTAL_LEARNING_ENABLED",
+        "INCREMENTAL_LEARNING_ENABLED",
+        True,
+        "Incremental model updates (models are refitted by the cache's drift rules instead)",
+        NOT_IN_RELEASE,
+    ),
     Flag("GPU_ACCELERATION_ENABLED", "ANOMALY_USE_GPU", False, "GPU for detectors that support it"),
 )
 _BY_NAME: dict[str, Flag] = {}
@@ -60,6 +71,8 @@ def _warn_once(key: str, message: str, *args: object) -> None:
 
 
 def _read(flag: Flag) -> bool:
+    if flag.unavailable:
+        return False
     # The environment name wins; the flag's own name is accepted as an alias.
     for var in (flag.env_var, flag.name):
         raw = os.environ.get(var)
@@ -99,6 +112,8 @@ class FeatureFlags:
                 "enabled": _read(flag),
                 "default": flag.default,
                 "description": flag.description,
+                "available": not flag.unavailable,
+                "status": flag.unavailable or ("on" if _read(flag) else "off"),
             }
             for flag in FLAGS
         ]

@@ -20,6 +20,8 @@ class FeatureFlagListApi(APIView):
         enabled = serializers.BooleanField()
         default = serializers.BooleanField()
         description = serializers.CharField()
+        available = serializers.BooleanField()
+        status = serializers.CharField(help_text='"on", "off" or "not available in this release"')
 
     @extend_schema(
         responses=inline_serializer(

@@ -13,10 +13,10 @@ DEFAULTS = {
     "ACTIVE_LEARNING_ENABLED": True,
     "AUTO_SUPPRESSION_ENABLED": False,
     "SHAP_ENABLED": True,
-    "LIME_ENABLED": True,
+    "LIME_ENABLED": False,  # not available in this release: never reads "on"
     "PORTFOLIO_BENCHMARKS_ENABLED": False,
     "LAYOUTLM_ENABLED": False,
-    "INCREMENTAL_LEARNING_ENABLED": True,
+    "INCREMENTAL_LEARNING_ENABLED": False,  # not available in this release
     "GPU_ACCELERATION_ENABLED": False,
 }
 
@@ -71,6 +71,17 @@ def test_feature_flags_api(admin_api_client, monkeypatch):
     assert response.json()["flags"] == {**DEFAULTS, "SHAP_ENABLED": False}
     names = [d["name"] for d in response.json()["details"]]
     assert names == list(DEFAULTS)
+
+
+def test_what_this_release_cannot_do_never_reads_on(admin_api_client, monkeypatch):
+    monkeypatch.setenv("LIME_ENABLED", "true")
+    monkeypatch.setenv("INCREMENTAL_LEARNING_ENABLED", "true")
+    assert not FeatureFlags.is_enabled("LIME_ENABLED")
+    details = {d["name"]: d for d in admin_api_client.get("/api/v1/feature-flags/").json()["details"]}
+    for name in ("LIME_ENABLED", "INCREMENTAL_LEARNING_ENABLED"):
+        assert details[name]["enabled"] is False and details[name]["available"] is False
+        assert details[name]["status"] == "not available in this release"
+    assert details["SHAP_ENABLED"]["status"] == "on" and details["SHAP_ENABLED"]["available"] is True
 
 
 def test_feature_flags_api_needs_login(api_client, db):
