@@ -32,3 +32,11 @@ def test_with_shap_off_no_values_are_stored(ledger, statistical_only, monkeypatc
     services.detection_run(all_documents=True)
     explanation = AnomalyExplanation.objects.get(anomaly__is_anomaly=True)
     assert explanation.shap_values is None
+
+
+def test_the_review_page_draws_the_shap_values(ledger, statistical_only, admin_client):
+    services.detection_run(all_documents=True)
+    explanation = AnomalyExplanation.objects.get(anomaly__is_anomaly=True)
+    page = admin_client.get(f"/admin/anomalies/anomalydetection/{explanation.anomaly_id}/change/").content.decode()
+    assert 'id="shap-chart"' in page and "<svg" in page
+    assert "vs surrounding months" in page and "shap.ExactExplainer" in page
