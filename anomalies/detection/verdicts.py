@@ -7,7 +7,8 @@ stronger*:
 
 * on the same series (property, document type, account): full weight;
 * on the same account and document type at other properties of the portfolio: half weight (a
-  convention of the portfolio's books, e.g. occupancy re-measured every spring).
+  convention of the portfolio's books, e.g. occupancy re-measured every spring);
+* in another calendar month than the flagged line: half again (except for missing postings).
 
 A dismissal covers a flagged line when the line's kind (level shift, zero month, sign flip, ...)
 is the dismissed one and its raw evidence is at most ``COVER_RATIO`` times the dismissed line's
@@ -41,6 +42,11 @@ from .table import FloatArray, IntArray
 
 SAME_SERIES_WEIGHT = 1.0
 PEER_PROPERTY_WEIGHT = 0.5
+# A verdict in another calendar month counts half: a lump dismissed in April (an annual invoice)
+# says little about the same lump in February.  Missing postings are the exception: an account
+# left unbilled some months is a convention of the account, whatever the month.
+OTHER_MONTH_FACTOR = 0.5
+MONTH_FREE_KINDS = frozenset({"missing"})
 COVER_RATIO = 1.5  # a line up to 1.5x as strong as a dismissed one is "the same evidence"
 PRIOR = 1.0  # pseudo-count of "this may be an error" before any verdict
 LEARN_MIN_CONFIDENCE = 0.5  # below: the verdicts disagree too much to change the score
@@ -102,6 +108,7 @@ class Candidates:
     account_codes: np.ndarray
     kinds: np.ndarray
     scores: FloatArray
+    periods: IntArray | None = None  # period ordinals (month-aware weights); None: months ignored
 
     @property
     def n(self) -> int:
@@ -191,12 +198,15 @@ def learn(
         if not bucket:
             continue
         prop = int(candidates.property_ids[c])
+        month = int(candidates.periods[c]) % 12 if candidates.periods is not None else None
         dismissed = confirmed = 0.0
         peer_props: set[int] = set()
         own_dismissed = 0
         used: list[int] = []
         for i in bucket:
             weight = SAME_SERIES_WEIGHT if int(verdicts.property_ids[i]) == prop else PEER_PROPERTY_WEIGHT
+            if month is not None and kind not in MONTH_FREE_KINDS and int(verdicts.periods[i]) % 12 != month:
+                weight *= OTHER_MONTH_FACTOR
             if verdicts.is_anomaly[i]:
                 confirmed += weight
                 used.append(int(verdicts.ids[i]))
@@ -204,7 +214,7 @@ def learn(
                 dismissed += weight
                 normal_z[c] = max(normal_z[c], dismissed_z)
                 used.append(int(verdicts.ids[i]))
-                if weight == SAME_SERIES_WEIGHT:
+                if int(verdicts.property_ids[i]) == prop:
                     own_dismissed += 1
                 else:
                     peer_props.add(int(verdicts.property_ids[i]))
