@@ -161,7 +161,9 @@ def detect_anomalies(
     pyod_z = np.zeros_like(stat_z)
 
     t1 = time.perf_counter()
-    pyod_series = modelled & cell_mask.any(axis=1)
+    # PyOD only refines cells the statistics gate in, so only series holding such a candidate
+    # among the cells scored now are selected, fitted and logged: elsewhere PyOD costs nothing.
+    pyod_series = modelled & ((stat_z >= PYOD_GATE_Z) & cell_mask).any(axis=1)
     if use_pyod and pyod_series.any():
         pyod_z, selections = run_pyod(
             panel=panel,

@@ -8,7 +8,7 @@ stronger*:
 * on the same series (property, document type, account): full weight;
 * on the same account and document type at other properties of the portfolio: half weight (a
   convention of the portfolio's books, e.g. occupancy re-measured every spring);
-* in another calendar month than the flagged line: half again (except for missing postings).
+* for one-month kinds (spike, x10, duplicate, seasonal), in another calendar month: half again.
 
 A dismissal covers a flagged line when the line's kind (level shift, zero month, sign flip, ...)
 is the dismissed one and its raw evidence is at most ``COVER_RATIO`` times the dismissed line's
@@ -42,11 +42,11 @@ from .table import FloatArray, IntArray
 
 SAME_SERIES_WEIGHT = 1.0
 PEER_PROPERTY_WEIGHT = 0.5
-# A verdict in another calendar month counts half: a lump dismissed in April (an annual invoice)
-# says little about the same lump in February.  Missing postings are the exception: an account
-# left unbilled some months is a convention of the account, whatever the month.
+# A lump dismissed in April (an annual invoice) says little about the same lump in February: for
+# one-month kinds a verdict in another calendar month counts half.  A zero month, a new level or
+# a sign convention is a habit of the account, whatever the month.
 OTHER_MONTH_FACTOR = 0.5
-MONTH_FREE_KINDS = frozenset({"missing"})
+MONTH_BOUND_KINDS = frozenset({"spike", "drop", "decimal_shift", "duplicate", "seasonal", "outlier", "peer_outlier"})
 COVER_RATIO = 1.5  # a line up to 1.5x as strong as a dismissed one is "the same evidence"
 PRIOR = 1.0  # pseudo-count of "this may be an error" before any verdict
 LEARN_MIN_CONFIDENCE = 0.5  # below: the verdicts disagree too much to change the score
@@ -205,7 +205,7 @@ def learn(
         used: list[int] = []
         for i in bucket:
             weight = SAME_SERIES_WEIGHT if int(verdicts.property_ids[i]) == prop else PEER_PROPERTY_WEIGHT
-            if month is not None and kind not in MONTH_FREE_KINDS and int(verdicts.periods[i]) % 12 != month:
+            if month is not None and kind in MONTH_BOUND_KINDS and int(verdicts.periods[i]) % 12 != month:
                 weight *= OTHER_MONTH_FACTOR
             if verdicts.is_anomaly[i]:
                 confirmed += weight
