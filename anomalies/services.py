@@ -38,6 +38,7 @@ from django.utils import timezone
 from anomalies.detection import engine as detection_engine
 from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
+from anomalies.detection.provider import ModelProvider, TrainingProvider
 from anomalies.detection.scoring import FLAG_SCORE
 from anomalies.detection.selection import LLMConfig
 from anomalies.detection.table import LineTable
@@ -62,6 +63,7 @@ from documents.models import DocumentUpload, ExtractionStatus, Property
 from kernel.exceptions import ApplicationError
 from kernel.flags import FeatureFlags
 from kernel.periods import ordinal_from_label
+from modelcache.services import CachedModelProvider
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +185,7 @@ class DetectionRunSummary:
 class EngineOptions:
     use_pyod: bool
     llm: Any
-    model_provider: Any
+    model_provider: ModelProvider
     seed: int = 0
 
 
@@ -207,23 +209,16 @@ def engine_options() -> EngineOptions:
     )
 
 
-def model_provider() -> Any:
-    """The model cache's provider when MODEL_CACHE_ENABLED is on and the cache app provides one."""
+def model_provider() -> ModelProvider:
+    """The model cache's provider when MODEL_CACHE_ENABLED is on, otherwise one that only trains."""
     if not FeatureFlags.is_enabled("MODEL_CACHE_ENABLED"):
-        return None
-    try:
-        from modelcache.services import CachedModelProvider
-    except ImportError:  # the cache app does not provide one (yet): train directly
-        return None
+        return TrainingProvider()
     return CachedModelProvider()
 
 
-def _flush_provider(provider: Any) -> None:
-    flush = getattr(provider, "flush", None) or getattr(provider, "flush_usage", None)
-    if flush is None:
-        return
+def _flush_provider(provider: ModelProvider) -> None:
     try:
-        flush()
+        provider.flush()
     except DatabaseError:  # usage counters are statistics: a failed flush must not fail a pass
         logger.exception("model cache usage flush failed")
 
@@ -407,15 +402,6 @@ def _run_engine(
     score_mask = np.zeros(table.n_rows, dtype=bool)
     for rows in rows_of_doc.values():
         score_mask[rows] = True
-    if provider is not None and hasattr(provider, "prefetch"):
-        detail = ~table.is_total & score_mask
-        keys = {
-            detection_engine.SeriesModelKey(int(p), str(t), str(a))
-            for p, t, a in zip(
-                table.property_ids[detail], table.document_types[detail], table.account_codes[detail], strict=True
-            )
-        }
-        provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
     peers = inp.peers
     if peers is not None:
         # A series cut at an accepted new normal keeps its account's portfolio statistics.

@@ -40,6 +40,6 @@ def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
         "enabled": FeatureFlags.is_enabled("MODEL_CACHE_ENABLED"),
         "all_processes": hit_rates(persisted),
         "this_process": hit_rates(cache.counters.snapshot()),
-        "lru": {"entries": len(cache), "capacity": cache.lru_size},
+        "lru": {"entries": len(cache), "bytes": cache.lru.total_bytes, "capacity_bytes": cache.lru.max_bytes},
         "entries": entries,
     }

@@ -699,6 +699,9 @@ FEATURE_NAMES = (
     "revenue_share",
     "peer_z",
 )
+# Part of every model cache key (detection.provider): bump it when a feature's formula changes, so
+# that models fitted on the old features are no longer served.
+FEATURE_VERSION = "1"
 
 
 class AnomalyFeatureEngineer:

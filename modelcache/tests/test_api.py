@@ -8,8 +8,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from modelcache.models import AnomalyModelCache
-from modelcache.services import flush_usage, get_or_train_model
-from modelcache.tests.helpers import CountingTrainer, PropertyFactory, series
+from modelcache.services import flush_usage
+from modelcache.tests.helpers import CountingTrainer, PropertyFactory, lookup, series
 
 pytestmark = pytest.mark.django_db
 LIST = "/api/v1/model-cache/"
@@ -24,15 +24,7 @@ def make_entries(prop, accounts=("4010", "4020", "4030"), lookups_each=1):
     x = series(1)
     for account in accounts:
         for _ in range(lookups_each):
-            get_or_train_model(
-                property_id=prop.pk,
-                account_code=account,
-                model_type="auto",
-                config={},
-                X_train=x,
-                train=CountingTrainer(x),
-                document_type="income_statement",
-            )
+            lookup(prop, x, CountingTrainer(x), account=account, config={})
     return list(AnomalyModelCache.objects.filter(property=prop).order_by("account_code"))
 
 
