@@ -63,6 +63,7 @@ from documents.models import DocumentUpload, ExtractionStatus, Property
 from kernel.exceptions import ApplicationError
 from kernel.flags import FeatureFlags
 from kernel.periods import ordinal_from_label
+from kernel.values import fitting, known_choice
 from modelcache.services import CachedModelProvider
 
 logger = logging.getLogger(__name__)
@@ -545,7 +546,7 @@ def _run_engine(
             {
                 "property_id": key.property_id,
                 "document_type": key.document_type,
-                "account_code": _original_account(key.account_code)[:40],
+                "account_code": fitting(ModelSelectionLog, "account_code", _original_account(key.account_code)),
                 "data_characteristics": _jsonable(sel.characteristics),
                 "rule_recommended_models": list(sel.rule_candidates),
                 "llm_recommended_models": list(sel.llm_recommended) if sel.llm_recommended is not None else None,
@@ -710,22 +711,22 @@ def _detection_row(target: Any, s: ScoredLine, status: str, now: Any) -> Anomaly
         property_id=target.property_id,
         document_type=target.document_type,
         period_id=target.period_id,
-        account_code=s.account_code[:40],
+        account_code=fitting(AnomalyDetection, "account_code", s.account_code),
         field_value=s.amount,
         expected_value=_decimal(s.expected_value),
         z_score=s.z_score,
         percentage_change=s.percentage_change,
-        anomaly_type=s.anomaly_type if s.anomaly_type in AnomalyType.values else AnomalyType.OUTLIER,
-        severity=s.severity if s.severity in Severity.values else Severity.LOW,
+        anomaly_type=known_choice(AnomalyType, "anomaly_type", s.anomaly_type),
+        severity=known_choice(Severity, "severity", s.severity),
         # The engine gives no separate confidence: the calibrated score read as a probability.
         confidence=round(score / 100.0, 4),
         anomaly_score=score,
         threshold=None if s.insufficient_history else FLAG_SCORE,
         is_anomaly=bool(s.is_anomaly),
-        direction=s.direction if s.direction in Direction.values else Direction.NONE,
-        detector=s.detector[:100],
-        model_key=(s.model_key or "")[:64],
-        model_version=(s.model_version or "")[:100],
+        direction=known_choice(Direction, "direction", s.direction),
+        detector=fitting(AnomalyDetection, "detector", s.detector),
+        model_key=fitting(AnomalyDetection, "model_key", s.model_key),
+        model_version=fitting(AnomalyDetection, "model_version", s.model_version),
         contributions=s.contributions,
         explanation_text=(s.explanation_text or "")[:500],
         status=status,

@@ -29,14 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from kernel.vocabulary import PATTERN_MISSING, PATTERN_NAMES, PATTERN_NONE
+
 from .characteristics import series_characteristics
 from .detectors import MODEL_VERSION, FittedModel, train_model
 from .explanation import Explanation, explain
 from .features import (
     FEATURE_NAMES,
-    PATTERN_MISSING,
-    PATTERN_NAMES,
-    PATTERN_NONE,
     AnomalyFeatureEngineer,
     SeriesContext,
     compute_context,

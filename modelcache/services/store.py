@@ -21,6 +21,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from anomalies.detection.provider import ModelRequest, json_default
+from kernel.values import fitting
 from modelcache import envelope
 from modelcache.models import AnomalyModelCache
 from modelcache.services.rules import DRIFT_COLUMN, data_fingerprint, expiry_reason, n_features, training_sample
@@ -42,14 +43,6 @@ class StorableModel(Protocol):
 class StoreResult:
     entry: AnomalyModelCache
     stored: bool  # False: another worker stored this key first; ``entry`` is the winner's
-
-
-def _fits(field_name: str, value: str) -> str:
-    """``value`` when it fits its column; ValueError naming the column otherwise (never truncated)."""
-    limit = AnomalyModelCache._meta.get_field(field_name).max_length
-    if limit is not None and len(value) > limit:
-        raise ValueError(f"model cache: {field_name} {value[:20]!r}... is {len(value)} characters, the column holds {limit}")
-    return value
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -77,13 +70,13 @@ def row_fields(
     }
     return {
         "property_id": request.series.property_id,
-        "account_code": _fits("account_code", request.series.account_code),
-        "document_type": _fits("document_type", request.series.document_type),
+        "account_code": fitting(AnomalyModelCache, "account_code", request.series.account_code),
+        "document_type": fitting(AnomalyModelCache, "document_type", request.series.document_type),
         # The key holds the requested type ("auto" lets the engine select); the row shows the fitted one.
-        "model_type": _fits("model_type", model.model_type),
+        "model_type": fitting(AnomalyModelCache, "model_type", model.model_type),
         "model_binary": blob,
         "model_metadata": metadata,
-        "model_version": _fits("model_version", model.model_version),
+        "model_version": fitting(AnomalyModelCache, "model_version", model.model_version),
         # The engine's models carry no accuracy figures: a replaced row must not keep the old ones.
         "training_accuracy": None,
         "validation_accuracy": None,

@@ -59,6 +59,12 @@ def test_every_pyod_scored_detection_joins_the_cache_entry_that_scored_it(portfo
         assert detection.detector == f"pyod:{entry.model_type}+robust_z"
         assert detection.model_version == entry.model_version
 
+    # The admin's detection page links to that entry.
+    detection = scored.first()
+    entry = entries.get(model_key=detection.model_key)
+    page = admin_client.get(f"/admin/anomalies/anomalydetection/{detection.pk}/change/").content.decode()
+    assert f'href="/admin/modelcache/anomalymodelcache/{entry.pk}/change/"' in page
+
 
 def test_a_workload_larger_than_the_lru_gives_identical_results(portfolio):
     reset_model_cache(max_bytes=10**10)
@@ -76,9 +82,3 @@ def test_a_workload_larger_than_the_lru_gives_identical_results(portfolio):
     assert results() == roomy
     counts = default_cache().counters.snapshot()
     assert counts["trained"] == 0 and counts["db_hit"] >= len(sizes)  # reloaded, never retrained
-
-    # The admin's detection page links to that entry.
-    detection = scored.first()
-    entry = entries.get(model_key=detection.model_key)
-    page = admin_client.get(f"/admin/anomalies/anomalydetection/{detection.pk}/change/").content.decode()
-    assert f'href="/admin/modelcache/anomalymodelcache/{entry.pk}/change/"' in page

@@ -1,0 +1,42 @@
+"""One vocabulary: the models' choices, the parsers, the generator and the numeric core read the
+same definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from anomalies.detection import features, reconcile
+from anomalies.models import AnomalyDetection, AnomalyType, Severity
+from documents.demo import generator
+from documents.models import DocumentType, PropertyType
+from documents.parsing import DOCUMENT_TYPES as PARSED_DOCUMENT_TYPES
+from kernel import vocabulary
+from kernel.values import fitting, known_choice
+
+
+def test_models_choices_are_built_from_the_vocabulary():
+    assert DocumentType.choices == list(vocabulary.DOCUMENT_TYPE_LABELS.items())
+    assert PropertyType.choices == list(vocabulary.PROPERTY_TYPE_LABELS.items())
+    assert AnomalyType.choices == list(vocabulary.ANOMALY_KIND_LABELS.items())
+    assert DocumentType.CASH_FLOW == "cash_flow" and DocumentType.CASH_FLOW.label == "Cash flow statement"
+    assert AnomalyType.OUTLIER == vocabulary.OUTLIER
+
+
+def test_document_types_and_error_signatures_are_the_same_objects_everywhere():
+    assert PARSED_DOCUMENT_TYPES is vocabulary.DOCUMENT_TYPES
+    assert generator.DOCUMENT_TYPES is vocabulary.DOCUMENT_TYPES
+    assert reconcile.SIGNATURES is vocabulary.ERROR_SIGNATURES
+    assert features.PATTERN_FACTORS is vocabulary.ERROR_SIGNATURES
+    assert set(vocabulary.PATTERN_NAMES.values()) <= set(vocabulary.ANOMALY_KINDS)
+    assert set(generator.ANOMALY_KINDS) <= set(vocabulary.ANOMALY_KINDS)
+
+
+def test_unknown_choices_and_overlong_values_raise_instead_of_being_coerced():
+    assert known_choice(AnomalyType, "anomaly_type", "spike") == "spike"
+    with pytest.raises(ValueError, match="anomaly_type: unknown value 'wobble'"):
+        known_choice(AnomalyType, "anomaly_type", "wobble")
+    with pytest.raises(ValueError, match="severity: unknown value ''"):
+        known_choice(Severity, "severity", "")
+    assert fitting(AnomalyDetection, "account_code", "4010-0000") == "4010-0000"
+    with pytest.raises(ValueError, match="account_code: .* is 41 characters, the column holds 40"):
+        fitting(AnomalyDetection, "account_code", "A" * 41)
