@@ -13,36 +13,23 @@ The key of an entry is ``anomalies.detection.provider.ModelRequest.model_key``: 
 the same key on the detections a model scored.
 """
 
-from anomalies.detection.provider import ModelRequest, SeriesModelKey, generate_model_key
-from modelcache.services.cache import FLAG, ModelCache, default_cache, flush_usage, reset_model_cache
+from modelcache.services.cache import FLAG, ModelCache, default_cache, reset_model_cache
 from modelcache.services.lookup import CacheOutcome, cached_models, get_or_train_model
-from modelcache.services.lru import LruEntry, ModelLru
 from modelcache.services.maintenance import cleanup_model_cache, invalidate_cache, model_cache_entry_invalidate
 from modelcache.services.provider import CachedModelProvider
-from modelcache.services.rules import DRIFT_SAMPLE_MAX, should_invalidate, training_sample
-from modelcache.services.usage import CacheCounters, hit_rates
+from modelcache.services.usage import hit_rates
 
 __all__ = [
-    "DRIFT_SAMPLE_MAX",
     "FLAG",
-    "CacheCounters",
     "CacheOutcome",
     "CachedModelProvider",
-    "LruEntry",
     "ModelCache",
-    "ModelLru",
-    "ModelRequest",
-    "SeriesModelKey",
     "cached_models",
     "cleanup_model_cache",
     "default_cache",
-    "flush_usage",
-    "generate_model_key",
     "get_or_train_model",
     "hit_rates",
     "invalidate_cache",
     "model_cache_entry_invalidate",
     "reset_model_cache",
-    "should_invalidate",
-    "training_sample",
 ]

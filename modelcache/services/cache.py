@@ -161,8 +161,3 @@ def reset_model_cache(*, max_bytes: int | None = None) -> ModelCache:
     with _default_lock:
         _default_cache = ModelCache(max_bytes=max_bytes or settings.MODEL_CACHE_LRU_MAX_BYTES)
         return _default_cache
-
-
-def flush_usage() -> int:
-    """Write this process's pending use counts and statistics (call at the end of a detection run)."""
-    return default_cache().flush_usage()

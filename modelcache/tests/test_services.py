@@ -16,24 +16,21 @@ from django.utils import timezone
 
 from anomalies.detection import detectors, engine
 from anomalies.detection.features import FEATURE_NAMES
-from anomalies.detection.provider import CURRENT_FEATURE_VERSION, ModelRequest, SeriesModelKey
+from anomalies.detection.provider import CURRENT_FEATURE_VERSION, ModelRequest, SeriesModelKey, generate_model_key
 from kernel.exceptions import ApplicationError
 from modelcache import envelope
 from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import (
-    DRIFT_SAMPLE_MAX,
     CachedModelProvider,
     CacheOutcome,
     ModelCache,
     cached_models,
     cleanup_model_cache,
     default_cache,
-    flush_usage,
-    generate_model_key,
     get_or_train_model,
     invalidate_cache,
-    should_invalidate,
 )
+from modelcache.services.rules import DRIFT_SAMPLE_MAX, should_invalidate
 from modelcache.tests.helpers import (
     CONFIG,
     CountingTrainer,
@@ -224,7 +221,7 @@ def test_flush_usage_of_the_default_cache_and_stats_hit_rate():
     x = series(1)
     lookup(prop, x, CountingTrainer(x))
     lookup(prop, x, CountingTrainer(x))
-    flush_usage()
+    default_cache().flush_usage()
     assert the_row(prop).use_count == 1
     assert default_cache().counters.snapshot()["lru_hit"] == 1
 
