@@ -313,6 +313,9 @@ OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
 OPENAI_TIMEOUT_SECONDS = _positive_int("OPENAI_TIMEOUT_SECONDS", 20)
 MODEL_CACHE_TTL_DAYS = _positive_int("MODEL_CACHE_TTL_DAYS", 30)
 MODEL_CACHE_MIN_VALIDATION_ACCURACY = _fraction("MODEL_CACHE_MIN_VALIDATION_ACCURACY", 0.5)
+# numba's on-disk cache of PyOD's compiled HBOS functions (modelcache.numba_cache), shared by
+# every process of this machine: compiled once, not on every process start.
+NUMBA_CACHE_DIR = Path(env.str("NUMBA_CACHE_DIR", default=str(VAR_DIR / "numba")))
 # The in-process tier of deserialised models, bounded by the sum of their serialised blob sizes.
 MODEL_CACHE_LRU_MAX_BYTES = _positive_int("MODEL_CACHE_LRU_MAX_BYTES", 200_000_000)
 MODEL_CACHE_SIGNING_KEY = env.str("MODEL_CACHE_SIGNING_KEY", default="") or SECRET_KEY
