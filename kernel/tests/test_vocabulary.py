@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from anomalies.detection import features, reconcile
+from anomalies.detection import context, reconcile
 from anomalies.models import AnomalyDetection, AnomalyType, Severity
 from documents.demo import generator
 from documents.models import DocumentType, PropertyType
@@ -26,7 +26,7 @@ def test_document_types_and_error_signatures_are_the_same_objects_everywhere():
     assert PARSED_DOCUMENT_TYPES is vocabulary.DOCUMENT_TYPES
     assert generator.DOCUMENT_TYPES is vocabulary.DOCUMENT_TYPES
     assert reconcile.SIGNATURES is vocabulary.ERROR_SIGNATURES
-    assert features.PATTERN_FACTORS is vocabulary.ERROR_SIGNATURES
+    assert context.PATTERN_FACTORS is vocabulary.ERROR_SIGNATURES
     assert set(vocabulary.PATTERN_NAMES.values()) <= set(vocabulary.ANOMALY_KINDS)
     assert set(generator.ANOMALY_KINDS) <= set(vocabulary.ANOMALY_KINDS)
 
