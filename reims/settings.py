@@ -317,7 +317,7 @@ MODEL_CACHE_MIN_VALIDATION_ACCURACY = _fraction("MODEL_CACHE_MIN_VALIDATION_ACCU
 # every process of this machine: compiled once, not on every process start.
 NUMBA_CACHE_DIR = Path(env.str("NUMBA_CACHE_DIR", default=str(VAR_DIR / "numba")))
 # The in-process tier of deserialised models, bounded by the sum of their serialised blob sizes.
-MODEL_CACHE_LRU_MAX_BYTES = _positive_int("MODEL_CACHE_LRU_MAX_BYTES", 200_000_000)
+MODEL_CACHE_LRU_MAX_BYTES = _positive_int("MODEL_CACHE_LRU_MAX_BYTES", 64_000_000)
 MODEL_CACHE_SIGNING_KEY = env.str("MODEL_CACHE_SIGNING_KEY", default="") or SECRET_KEY
 GPU_DEVICE_ID = _non_negative_int("GPU_DEVICE_ID", 0)
 AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD = _fraction("AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD", 0.8)
