@@ -3,33 +3,22 @@ workload larger than the LRU gives the same results (it costs speed, not correct
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 
 from anomalies.models import AnomalyDetection
 from anomalies.services import detection_run
+from anomalies.tests.factories import load_rows
 from documents.demo.generator import generate_portfolio
-from documents.services import UploadedSource, documents_import
 from modelcache.models import AnomalyModelCache
 from modelcache.services import default_cache, reset_model_cache
 
 pytestmark = pytest.mark.django_db
 
-COLUMNS = ("property_code", "property_name", "property_type", "document_type", "period", "account_code")
-COLUMNS += ("account_name", "amount", "is_total")
-
 
 @pytest.fixture
 def portfolio(monkeypatch):
     monkeypatch.setenv("PYOD_ENABLED", "true")
-    generated = generate_portfolio(properties=2, months=24, seed=5)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(generated.rows)
-    documents_import(files=[UploadedSource("portfolio.csv", buffer.getvalue().encode())])
+    load_rows(generate_portfolio(properties=2, months=24, seed=5).rows)
 
 
 def results() -> dict[tuple[int, str], tuple[bool, float, str, str]]:
