@@ -20,9 +20,9 @@ from django.db import DatabaseError
 from django.db.models import F, Q
 from django.utils import timezone
 
-from anomalies.models import AnomalyFeedback, ModelSelectionLog
+from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
 from anomalies.selectors import DetectionInput, detection_input_for_documents, feedback_for_series
-from anomalies.services.feedback import FeedbackIndex, apply_feedback, split_new_normal
+from anomalies.services.feedback import FeedbackIndex, split_new_normal, verdict_apply
 from anomalies.services.options import EngineOptions, _flush_provider, engine_options
 from anomalies.services.results import EngineOutput, run_engine
 from anomalies.services.summaries import DetectionRunSummary, DocumentOutcome
@@ -135,9 +135,14 @@ def _plan_rows(
         fb: AnomalyFeedback | None = feedback.by_line.get(
             (target.property_id, target.document_type, target.period_ordinal, scored.account_code)
         )
-        status, applied = apply_feedback(scored, fb, scored.amount, learning=learning)
-        if applied and fb is not None:
-            applied_feedback.add(fb.id)
+        status = DetectionStatus.OPEN
+        if fb is not None:
+            effect = verdict_apply(line=scored, feedback=fb, amount=scored.amount, learning=learning)
+            status = effect.status
+            if effect.clears_explanation:
+                scored.explanation = None
+            if effect.applied:
+                applied_feedback.add(fb.id)
         planned[scored.document_id].append(PlannedRow(detection_row(target, scored, status, now), scored, fb))
     return planned, applied_feedback
 
