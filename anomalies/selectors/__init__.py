@@ -24,6 +24,7 @@ from anomalies.selectors.detection_input import (
     property_data_versions,
     property_lines_get,
     target_documents_get,
+    verdicts_for_learning,
 )
 from anomalies.selectors.listing import (
     EXPORT_COLUMNS,
@@ -32,6 +33,7 @@ from anomalies.selectors.listing import (
     export_rows,
     line_coordinates,
     selection_log_list,
+    selection_source_counts,
 )
 
 __all__ = [
@@ -54,5 +56,7 @@ __all__ = [
     "property_lines_get",
     "property_anomaly_heatmap",
     "selection_log_list",
+    "selection_source_counts",
     "target_documents_get",
+    "verdicts_for_learning",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,7 @@ from django.db.models import Count, Max, Sum
 
 from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
-from anomalies.models import AnomalyFeedback
+from anomalies.models import AnomalyFeedback, FeedbackType
 from documents.models import DocumentUpload, ExtractionStatus, Property
 from documents.selectors import documents_latest, line_items_of_latest_documents
 
@@ -217,3 +218,36 @@ def feedback_for_property(*, property_id: int) -> list[AnomalyFeedback]:
     return list(
         AnomalyFeedback.objects.filter(property_id=property_id).select_related("period", "user").order_by("updated_at", "id")
     )
+
+
+def verdicts_for_learning(
+    *, document_types: Iterable[str], account_codes: Iterable[str], since: datetime
+) -> list[tuple[Any, ...]]:
+    """Verdicts across the portfolio on these accounts given since ``since``, oldest first (one query).
+
+    Each row: (id, property, document type, account, period ordinal, amount seen, is_anomaly,
+    anomaly type seen, model score seen, updated_at, still_seen) where still_seen says the
+    verdict's detection still exists with the amount the analyst saw.
+    """
+    rows = (
+        AnomalyFeedback.objects.filter(
+            document_type__in=set(document_types), account_code__in=set(account_codes), updated_at__gte=since
+        )
+        .exclude(feedback_type=FeedbackType.NEW_NORMAL)
+        .order_by("updated_at", "id")
+        .values_list(
+            "id",
+            "property_id",
+            "document_type",
+            "account_code",
+            "period__ordinal",
+            "field_value",
+            "is_anomaly",
+            "anomaly_type",
+            "model_score",
+            "updated_at",
+            "anomaly_id",
+            "anomaly__field_value",
+        )
+    )
+    return [(*row[:10], row[10] is not None and row[11] == row[5]) for row in rows]

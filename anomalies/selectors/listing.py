@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from anomalies.models import AnomalyDetection, ModelSelectionLog
 from documents.models import PDFFieldCoordinate
@@ -108,3 +108,18 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
             flagged,
             detector,
         )
+
+
+def selection_source_counts() -> dict[str, int]:
+    """Selections by where their candidates came from, and LLM answers discarded (one query).
+
+    A discarded answer is counted once, where it was received; series that reused it from the
+    cache (llm_error starting "cached:") are not counted again.
+    """
+    counts = ModelSelectionLog.objects.aggregate(
+        llm=Count("id", filter=Q(selection_source="llm")),
+        cache=Count("id", filter=Q(selection_source="cache")),
+        rules=Count("id", filter=Q(selection_source="rules")),
+        llm_discarded=Count("id", filter=~Q(llm_error="") & ~Q(llm_error__startswith="cached:")),
+    )
+    return {k: int(v or 0) for k, v in counts.items()}

@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
 from anomalies.selectors import PropertyDataVersion, TargetDocument, property_data_versions, target_documents_get
-from anomalies.services.context import property_context_get
-from anomalies.services.feedback import FeedbackIndex, verdict_apply
+from anomalies.services.context import PropertyContext, property_context_get
+from anomalies.services.feedback import verdict_apply
+from anomalies.services.learning import LearningOutcome, lines_learn, present_lines, quieted_counts_write
 from anomalies.services.options import EngineOptions, _flush_provider, engine_options
 from anomalies.services.results import EngineOutput, EngineRun, scored_lines, selection_rows
 from anomalies.services.summaries import DetectionRunSummary, DocumentOutcome
@@ -68,14 +69,15 @@ def _detect_chunk(*, document_ids: Sequence[int], options: EngineOptions) -> Det
             summary.per_document[doc_id] = DocumentOutcome("skipped", reason)
         else:
             by_property[targets[doc_id].property_id].append(doc_id)
-    chunk = _ChunkPlan(targets, options, FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"))
+    chunk = _ChunkPlan(targets, options, FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"), timezone.now())
     if by_property:
         versions = property_data_versions(property_ids=by_property)
         for property_id, doc_ids in by_property.items():
             _plan_property(chunk, summary, property_id=property_id, doc_ids=doc_ids, version=versions[property_id])
     if chunk.planned:
         selection_logs = [ModelSelectionLog(**entry) for entry in chunk.selections]
-        _write_planned(chunk.planned, selection_logs, chunk.applied_feedback, timezone.now(), summary)
+        _write_planned(chunk.planned, selection_logs, chunk.applied_feedback, chunk.now, summary)
+        quieted_counts_write(chunk.learned)
         _summarise(targets, chunk.planned, summary)
     summary.duration_seconds = time.perf_counter() - started
     return summary
@@ -99,9 +101,11 @@ class _ChunkPlan:
     targets: dict[int, TargetDocument]
     options: EngineOptions
     learning: bool
+    now: datetime
     planned: dict[int, list[PlannedRow]] = field(default_factory=dict)
     applied_feedback: set[int] = field(default_factory=set)
     selections: list[dict] = field(default_factory=list)
+    learned: LearningOutcome = field(default_factory=LearningOutcome)
 
 
 def _plan_property(
@@ -121,7 +125,7 @@ def _plan_property(
             rows_of_doc=rows_of_doc,
         )
         output = scored_lines(run)
-        planned = _plan_rows(chunk, output, context.feedback)
+        planned = _plan_rows(chunk, context, output)
     except Exception as exc:  # noqa: BLE001 - reported per document; the batch goes on
         logger.exception("detection failed on documents %s of property %s", doc_ids, property_id)
         reason = f"detection failed: {type(exc).__name__}: {exc}"[:300]
@@ -137,12 +141,17 @@ def _plan_property(
     summary.series_modelled += output.series_modelled
 
 
-def _plan_rows(chunk: _ChunkPlan, output: EngineOutput, feedback: FeedbackIndex) -> dict[int, list[PlannedRow]]:
-    """The rows to write per document, with the verdicts applied (their ids kept in the chunk)."""
-    planned: dict[int, list[PlannedRow]] = defaultdict(list)
-    for scored in output.lines:
+def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput) -> dict[int, list[PlannedRow]]:
+    """The rows to write per document, with the verdicts applied (their ids kept in the chunk).
+
+    A verdict on the line itself decides that line (``feedback.verdict_apply``); the other flagged
+    lines are judged by what the verdicts on similar lines taught (``learning.lines_learn``).
+    """
+    judged: list[tuple[TargetDocument, AnomalyFeedback | None, str]] = []
+    same_line: set[int] = set()
+    for i, scored in enumerate(output.lines):
         target = chunk.targets[scored.document_id]
-        fb: AnomalyFeedback | None = feedback.by_line.get(
+        fb: AnomalyFeedback | None = context.feedback.by_line.get(
             (target.property_id, target.document_type, target.period_ordinal, scored.account_code)
         )
         status = DetectionStatus.OPEN
@@ -153,6 +162,24 @@ def _plan_rows(chunk: _ChunkPlan, output: EngineOutput, feedback: FeedbackIndex)
                 scored.explanation = None
             if effect.applied:
                 chunk.applied_feedback.add(fb.id)
+            if status != DetectionStatus.OPEN:
+                same_line.add(i)
+        judged.append((target, fb, status))
+    learned = lines_learn(
+        lines=output.lines,
+        line_keys=[
+            (target.property_id, target.document_type, scored.account_code, target.period_ordinal)
+            for (target, _, _), scored in zip(judged, output.lines, strict=True)
+        ],
+        present=present_lines(context.lines, chunk.targets, output.lines),
+        skip=same_line,
+        now=chunk.now,
+    )
+    chunk.applied_feedback |= learned.used_verdicts
+    chunk.learned.quieted_by_verdict.update(learned.quieted_by_verdict)
+    planned: dict[int, list[PlannedRow]] = defaultdict(list)
+    for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
+        status = learned.statuses.get(i, status)
         planned[scored.document_id].append(planned_row(target=target, line=scored, status=status, feedback=fb))
     return planned
 

@@ -208,6 +208,8 @@ def anomaly_feedback_submit(
     detection = AnomalyDetection.objects.select_for_update().select_related("period").filter(id=anomaly_id).first()
     if detection is None:
         raise NotFoundError(f"anomaly {anomaly_id} not found")
+    # What the model said before any learning: the evidence this verdict is about.
+    learned = (detection.contributions or {}).get("learned") or {}
     feedback, _ = AnomalyFeedback.objects.update_or_create(
         property_id=detection.property_id,
         document_type=detection.document_type,
@@ -219,6 +221,8 @@ def anomaly_feedback_submit(
             "field_value": detection.field_value,
             "feedback_type": feedback_type,
             "is_anomaly": FEEDBACK_IS_ANOMALY[FeedbackType(feedback_type)],
+            "anomaly_type": learned.get("kind") or detection.anomaly_type,
+            "model_score": learned.get("model_score", detection.anomaly_score),
             "notes": (notes or "").strip(),
             "feedback_confidence": feedback_confidence,
             "business_context": business_context or {},
