@@ -201,7 +201,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 anomaly_id=detection.id,
                 user=request.user,
                 feedback_type=feedback_type,
-                notes=request.POST.get("notes", "").strip()[:2000],
+                notes=request.POST.get("notes", ""),
             )
         except ApplicationError as exc:
             details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())

@@ -124,7 +124,9 @@ class AnomalyDetailApi(generics.RetrieveAPIView):
 
 class FeedbackInputSerializer(serializers.Serializer):
     feedback_type = serializers.ChoiceField(choices=FeedbackType.choices)
-    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    notes = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=services.FEEDBACK_NOTES_MAX_LENGTH
+    )
     feedback_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     business_context = serializers.DictField(required=False, allow_null=True)
 

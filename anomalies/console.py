@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
 from anomalies.models import AnomalyDetection, AnomalyFeedback, AnomalyType, FeedbackType
+from anomalies.services.feedback import FEEDBACK_NOTES_MAX_LENGTH
 from documents.models import DocumentType
 
 # Ids of the queue read to find a row's neighbours: a review queue is a few thousand rows at most;
@@ -268,6 +269,7 @@ def review_context(
         "own_feedback": own_feedback,
         "feedback_log": feedback_log,
         "feedback_url": reverse("admin:anomalies_anomalydetection_feedback", args=[detection.id]),
+        "notes_max_length": FEEDBACK_NOTES_MAX_LENGTH,
     }
 
 

@@ -18,9 +18,15 @@ logger = logging.getLogger(__name__)
 @dataclass
 class EngineOptions:
     use_pyod: bool
-    llm: Any
+    llm: LLMConfig | None
     model_provider: Any
     seed: int = 0
+
+    def results_key(self) -> tuple:
+        """What, besides the data, decides the engine's results: a result kept under another key
+        is not reused (a flag changed between two chunks of a worker)."""
+        llm = (self.llm.base_url, self.llm.model) if self.llm is not None else None
+        return (self.use_pyod, llm, self.seed, self.model_provider is not None)
 
 
 def engine_options() -> EngineOptions:
