@@ -16,7 +16,8 @@ from anomalies.detection import engine as detection_engine
 from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.peers import PeerStats
-from anomalies.detection.statements import StatementFinding
+from anomalies.detection.statements import StatementFinding, TotalOutcome
+from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
 from anomalies.models import Severity
 from anomalies.selectors import DetectionInput
@@ -67,6 +68,7 @@ class EngineRun:
     findings: dict[int, detection_engine.Finding]
     statements: dict[int, StatementFinding]
     insufficient: dict[int, int]  # row -> points in its series
+    total_outcomes: dict[int, TotalOutcome]  # total row -> its footing result
 
     @classmethod
     def of(cls, inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], result: Any) -> EngineRun:
@@ -78,6 +80,7 @@ class EngineRun:
             findings={f.row: f for f in result.findings if f.row >= 0},
             statements={sf.row: sf for sf in result.statement_findings},
             insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
+            total_outcomes={o.row: o for o in result.total_outcomes},
         )
 
 
@@ -142,7 +145,34 @@ def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
         return _scored_line(run, doc_id, r, score)
     if r in run.insufficient:
         return _insufficient_line(run, doc_id, r)
-    return None  # a total that foots: checked, not scored
+    if r in run.total_outcomes:
+        return _total_line(run, doc_id, r, run.total_outcomes[r])
+    return None
+
+
+def _total_line(run: EngineRun, doc_id: int, r: int, outcome: TotalOutcome) -> ScoredLine:
+    """A total that foots, or whose structure is not learned yet: checked, not an anomaly."""
+    learned = outcome.status == FOOTS
+    return ScoredLine(
+        document_id=doc_id,
+        account_code=original_account(str(run.table.account_codes[r])),
+        line_item_id=int(run.table.line_ids[r]),
+        amount=run.inp.amounts[r],
+        anomaly_score=0.0,
+        is_anomaly=False,
+        severity=Severity.LOW,
+        anomaly_type="none",
+        expected_value=outcome.expected_value if learned else None,
+        z_score=None,
+        percentage_change=None,
+        direction="none",
+        detector="statement:footing" if learned else "statement:not_learned",
+        model_key="",
+        model_version="",
+        contributions={"statement": {"status": outcome.status, "structure": outcome.reason}},
+        explanation_text=f"Foots: {outcome.reason}." if learned else f"Not checked: {outcome.reason}.",
+        explanation=None,
+    )
 
 
 def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
