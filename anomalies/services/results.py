@@ -153,31 +153,44 @@ def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
 def _total_line(run: EngineRun, doc_id: int, r: int, outcome: TotalOutcome) -> ScoredLine:
     """A total that foots, or whose structure is not learned yet: checked, not an anomaly."""
     learned = outcome.status == FOOTS
-    return ScoredLine(
-        document_id=doc_id,
-        account_code=original_account(str(run.table.account_codes[r])),
-        line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
-        anomaly_score=0.0,
-        is_anomaly=False,
-        severity=Severity.LOW,
-        anomaly_type="none",
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
         expected_value=outcome.expected_value if learned else None,
-        z_score=None,
-        percentage_change=None,
-        direction="none",
         detector="statement:footing" if learned else "statement:not_learned",
-        model_key="",
-        model_version="",
         contributions={"statement": {"status": outcome.status, "structure": outcome.reason}},
         explanation_text=f"Foots: {outcome.reason}." if learned else f"Not checked: {outcome.reason}.",
-        explanation=None,
     )
 
 
 def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
     n_points = run.insufficient[r]
     needed = detection_engine.MIN_HISTORY
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=None,
+        detector="insufficient_history",
+        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
+        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        insufficient_history=True,
+    )
+
+
+def _quiet_line(
+    run: EngineRun,
+    doc_id: int,
+    r: int,
+    *,
+    expected_value: float | None,
+    detector: str,
+    contributions: dict[str, Any],
+    explanation_text: str,
+    insufficient_history: bool = False,
+) -> ScoredLine:
+    """A line that was looked at and is not an anomaly, with the reason."""
     return ScoredLine(
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
@@ -187,17 +200,17 @@ def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
         is_anomaly=False,
         severity=Severity.LOW,
         anomaly_type="none",
-        expected_value=None,
+        expected_value=expected_value,
         z_score=None,
         percentage_change=None,
         direction="none",
-        detector="insufficient_history",
+        detector=detector,
         model_key="",
         model_version="",
-        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
-        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        contributions=contributions,
+        explanation_text=explanation_text,
         explanation=None,
-        insufficient_history=True,
+        insufficient_history=insufficient_history,
     )
 
 
