@@ -281,6 +281,12 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process whose resident memory passes this after a task is replaced by a fresh one, so a
+# long job cannot grow a worker without bound (issue 16: <= 600 MB per process). In KiB.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 600_000)
+# On a broker connection loss running tasks go on: a chunk's completion is recorded by its row in
+# the database, not by the broker's ack, and the reaper re-sends what the broker lost.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
