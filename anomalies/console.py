@@ -110,6 +110,12 @@ def changelist_url(changelist_filters: str = "") -> str:
     return f"{url}?{changelist_filters}" if changelist_filters else url
 
 
+def account_label(detection: AnomalyDetection) -> str:
+    """'4010-0000 Base rent': the code and the account's name (``account_name`` is annotated by
+    ``selectors.account_name_expression``, as the admin's queryset and the selectors do)."""
+    return f"{detection.account_code} {detection.account_name}".strip()
+
+
 # --- The series chart ------------------------------------------------------------------------------
 
 
@@ -149,8 +155,9 @@ def expected_band(points: list[selectors.SeriesPoint], *, threshold: float | Non
     return low, high, z_flag
 
 
-def series_chart(*, detection: AnomalyDetection) -> SeriesChart:
-    """The anomaly's series: amounts, expected values and band, flagged months marked."""
+def series_chart(*, detection: AnomalyDetection, account: str = "") -> SeriesChart:
+    """The anomaly's series: amounts, expected values and band, flagged months marked; ``account``
+    titles it (default: the account code)."""
     points = selectors.anomaly_series(detection=detection)
     low, high, z_flag = expected_band(points, threshold=detection.threshold)
     marked = [i for i, p in enumerate(points) if p.is_anomaly or p.detection_id == detection.id]
@@ -166,7 +173,7 @@ def series_chart(*, detection: AnomalyDetection) -> SeriesChart:
         current=current,
         width=760,
         height=300,
-        title=f"{detection.account_code} · {detection.get_document_type_display()} · {detection.property.code}",
+        title=f"{account or detection.account_code} · {detection.get_document_type_display()} · {detection.property.code}",
     )
     if z_flag is None:
         note = "No expected band: too few ordinary months with a stored deviation to measure the series' spread."
@@ -249,7 +256,10 @@ def review_context(
     feedback_log = (detection.contributions or {}).get("feedback") if isinstance(detection.contributions, dict) else None
     return {
         "detection": detection,
-        "chart": series_chart(detection=detection),
+        "account_label": account_label(detection),
+        "heading": f"{account_label(detection)} · {detection.get_document_type_display()} · {detection.period.label} "
+        f"· {detection.property.code}",
+        "chart": series_chart(detection=detection, account=account_label(detection)),
         "explanation": explanation,
         "root_cause": _root_cause_label(explanation.root_cause_type if explanation else detection.anomaly_type),
         "sentence": (explanation.summary if explanation else "") or detection.explanation_text,
@@ -273,6 +283,17 @@ def review_context(
 
 # --- The property heatmap ----------------------------------------------------------------------------
 
+HEATMAP_LABEL_WIDTH = 330  # px: "IS 4010-0000 " and a name of HEATMAP_NAME_CHARS at font size 10
+HEATMAP_NAME_CHARS = 40
+
+
+def heatmap_row_label(row: tuple[str, str], account_name: str) -> str:
+    """'IS 4010-0000 Base rent': the statement's short form, the code and the account's name."""
+    document_type, account_code = row
+    name = account_name if len(account_name) <= HEATMAP_NAME_CHARS else account_name[: HEATMAP_NAME_CHARS - 1] + "…"
+    return " ".join(part for part in (DOCUMENT_TYPE_SHORT.get(document_type, document_type), account_code, name) if part)
+
+
 
 def property_heatmap_svg(*, property_id: int) -> SafeString:
     """The property's flagged detections by series and month; a cell opens its anomaly.
@@ -285,12 +306,12 @@ def property_heatmap_svg(*, property_id: int) -> SafeString:
         return mark_safe("")
     queue = urlencode({"property__id__exact": property_id})
     svg = charts.heatmap_svg(
-        rows=[f"{DOCUMENT_TYPE_SHORT.get(t, t)} {account}" for t, account in heatmap.rows],
+        rows=[heatmap_row_label(key, heatmap.account_names.get(key, "")) for key in heatmap.rows],
         columns=heatmap.periods,
         cells={key: cell.score for key, cell in heatmap.cells.items()},
         links={key: change_url(cell.detection_id, queue) for key, cell in heatmap.cells.items()},
         details={key: f"{cell.severity}, {cell.status.replace('_', ' ')}" for key, cell in heatmap.cells.items()},
         cell=16,
-        row_label_width=120,
+        row_label_width=HEATMAP_LABEL_WIDTH,
     )
     return mark_safe(svg)  # noqa: S308 - charts escape every data label

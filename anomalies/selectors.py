@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
 from anomalies.models import AnomalyDetection, AnomalyFeedback, ModelSelectionLog
-from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
+from documents.models import ChartOfAccount, DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
 from kernel.periods import label_from_ordinal
 
 # Kept for peer_property_ids (a listing helper); detection no longer loads peer rows.
@@ -233,8 +234,16 @@ def feedback_for_series(*, pairs: Iterable[tuple[int, str]]) -> list[AnomalyFeed
 # --- List queries for the API, admin and commands ----------------------------------------------
 
 
+def account_name_expression(*, line_item: str = "line_item", account_code: str = "account_code") -> Coalesce:
+    """The account name shown beside a code: the line's own name as its statement printed it, or
+    (a missing line has no line item) the chart of accounts' name for the code. ``line_item`` and
+    ``account_code`` are the paths from the queried model to its LineItem and its account code."""
+    chart = ChartOfAccount.objects.filter(account_code=OuterRef(account_code)).values("account_name")[:1]
+    return Coalesce(f"{line_item}__account_name", Subquery(chart), Value(""))
+
+
 def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
-    qs = AnomalyDetection.objects.select_related("property", "period")
+    qs = AnomalyDetection.objects.select_related("property", "period").annotate(account_name=account_name_expression())
     if flagged_only:
         qs = qs.filter(is_anomaly=True)
     return qs
@@ -243,6 +252,7 @@ def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
 def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
     return (
         AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        .annotate(account_name=account_name_expression())
         .prefetch_related("explanations")
         .filter(id=anomaly_id)
         .first()
@@ -483,6 +493,7 @@ class PropertyHeatmap:
     """Flagged detections of one property by series (rows) and month (columns)."""
 
     rows: list[tuple[str, str]]  # (document_type, account_code)
+    account_names: dict[tuple[str, str], str]  # row -> the account's name
     periods: list[str]  # YYYY-MM, every month from the property's first document to its last
     cells: dict[tuple[int, int], HeatmapCell]
 
@@ -501,12 +512,18 @@ def property_anomaly_heatmap(*, property_id: int) -> PropertyHeatmap:
         first=Min("period__ordinal"), last=Max("period__ordinal")
     )
     if bounds["first"] is None:
-        return PropertyHeatmap([], [], {})
-    flagged = AnomalyDetection.objects.filter(
-        property_id=property_id, is_anomaly=True, document__is_latest=True
-    ).values_list("document_type", "account_code", "period__ordinal", "anomaly_score", "severity", "status", "id")
+        return PropertyHeatmap([], {}, [], {})
+    flagged = (
+        AnomalyDetection.objects.filter(property_id=property_id, is_anomaly=True, document__is_latest=True)
+        .annotate(account_name=account_name_expression())
+        .values_list(
+            "document_type", "account_code", "period__ordinal", "anomaly_score", "severity", "status", "id", "account_name"
+        )
+    )
     grid: dict[tuple[str, str], dict[int, HeatmapCell]] = {}
-    for doc_type, account, ordinal, score, severity, status, det_id in flagged:
+    names: dict[tuple[str, str], str] = {}
+    for doc_type, account, ordinal, score, severity, status, det_id, name in flagged:
+        names.setdefault((doc_type, account), name)
         cells = grid.setdefault((doc_type, account), {})
         if ordinal not in cells or cells[ordinal].score < score:
             cells[ordinal] = HeatmapCell(det_id, score, severity, status)
@@ -518,4 +535,4 @@ def property_anomaly_heatmap(*, property_id: int) -> PropertyHeatmap:
         for ordinal, cell in grid[key].items()
         if first <= ordinal <= last
     }
-    return PropertyHeatmap(rows, [label_from_ordinal(o) for o in range(first, last + 1)], cells)
+    return PropertyHeatmap(rows, names, [label_from_ordinal(o) for o in range(first, last + 1)], cells)
