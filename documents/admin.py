@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from anomalies.models import AnomalyDetection, DetectionStatus
 from documents.forms import ImportDocumentsForm
 from documents.models import ChartOfAccount, DocumentUpload, FinancialPeriod, LineItem, PDFFieldCoordinate, Property
-from documents.services import UploadedSource, documents_import
+from documents.services import DocumentImportError, UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
@@ -226,6 +226,7 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         summary = None
         error = None
+        error_lines: list[str] = []
         if request.method == "POST":
             # The API's import rate applies here too (same scope, same per-user history).
             throttle = DocumentImportThrottle()
@@ -254,6 +255,7 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
                     files=[UploadedSource.from_file(f) for f in data["files"]],
                     uploaded_by=request.user,
                     channel="admin",
+                    detect=data["detect"],
                     overrides={
                         "property_code": data["property_code"] or None,
                         "document_type": data["document_type"] or None,
@@ -262,6 +264,8 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
                 )
             except UploadTooLarge as exc:
                 return self._import_refused(request, exc, form=form)
+            except DocumentImportError as exc:
+                error, error_lines = exc.message, exc.lines
             except ApplicationError as exc:
                 error = exc.message
                 messages.error(request, exc.message)
@@ -275,6 +279,7 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
             "form": form,
             "summary": summary,
             "error": error,
+            "error_lines": error_lines,
         }
         return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context)
 
