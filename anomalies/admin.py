@@ -278,6 +278,7 @@ class AnomalyExplanationAdmin(ReadOnlyAdmin):
     @admin.display(description="account", ordering="account_name")
     def account_display(self, obj: AnomalyExplanation) -> str:
         return account_cell(name=obj.account_name, code=obj.anomaly.account_code, where=obj.anomaly.property.code)
+
     json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
     fields = (
         "anomaly",
@@ -319,6 +320,7 @@ class AnomalyFeedbackAdmin(ReadOnlyAdmin):
     @admin.display(description="account", ordering="account_name")
     def account_display(self, obj: AnomalyFeedback) -> str:
         return account_cell(name=obj.account_name, code=obj.account_code, where=obj.get_document_type_display())
+
     fields = (
         "anomaly",
         "user",

@@ -294,7 +294,6 @@ def heatmap_row_label(row: tuple[str, str], account_name: str) -> str:
     return " ".join(part for part in (DOCUMENT_TYPE_SHORT.get(document_type, document_type), account_code, name) if part)
 
 
-
 def property_heatmap_svg(*, property_id: int) -> SafeString:
     """The property's flagged detections by series and month; a cell opens its anomaly.
 

@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 from kernel.flags import FeatureFlags
 from reims.health import health_report
 
-
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 API_NAMESPACE = "api"
 
@@ -35,9 +34,7 @@ def _methods(pattern: URLPattern) -> list[str]:
 def api_endpoints(*, request: Request) -> list[dict[str, Any]]:
     """Every route of the /api/v1/ namespace, read from the URLconf itself (so none is forgotten):
     its name, path template ({pk} for parameters), HTTP methods and, without parameters, its URL."""
-    root = next(
-        p for p in get_resolver().url_patterns if isinstance(p, URLResolver) and p.namespace == API_NAMESPACE
-    )
+    root = next(p for p in get_resolver().url_patterns if isinstance(p, URLResolver) and p.namespace == API_NAMESPACE)
     prefix = "/" + str(root.pattern)
     found: list[dict[str, Any]] = []
 

@@ -228,9 +228,9 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
         if not name:
             raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
         if name not in CANONICAL_COLUMNS:
-            raise ImportFileError(
-                file, 1, label(index, name[:MAX_ECHOED]), f"unknown column {cell_repr(name)} (expected {', '.join(CANONICAL_COLUMNS)})"
-            )
+            expected = ", ".join(CANONICAL_COLUMNS)
+            message = f"unknown column {cell_repr(name)} (expected {expected})"
+            raise ImportFileError(file, 1, label(index, name[:MAX_ECHOED]), message)
         if name in seen:
             raise ImportFileError(file, 1, label(index, name), f"column {cell_repr(name)} appears twice in the header")
         seen.add(name)

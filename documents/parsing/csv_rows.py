@@ -44,9 +44,7 @@ def decode_utf8(data: bytes, file: str) -> str:
         ) from None
 
 
-def read_csv_rows(
-    data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None
-) -> list[CanonicalRow]:
+def read_csv_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None) -> list[CanonicalRow]:
     """Parse and validate a whole CSV file; rows are numbered as in a spreadsheet (header = row 1).
 
     A bad row is added to ``errors`` and reading goes on; a file that cannot be read at all (encoding,

@@ -133,9 +133,7 @@ def _confidence(words: list[dict]) -> float:
     return round(confidence, 2)
 
 
-def read_pdf_rows(
-    data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None
-) -> list[CanonicalRow]:
+def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None) -> list[CanonicalRow]:
     """Bad account lines go to ``errors``; an unreadable PDF or a bad header raises ImportFileError."""
     overrides = overrides or Overrides()
     overrides.validate(file)

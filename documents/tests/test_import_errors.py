@@ -149,7 +149,7 @@ def test_imported_documents_are_detected_by_a_real_worker(celery_worker_process,
     assert body["detection_tasks"] == 1 and body["detection_documents"] == 12
     assert "queued for 12 document(s)" in body["detection"] and "anomaly queue" in body["detection"]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not DocumentUpload.objects.filter(last_detected_at__isnull=True).count() == 0:
+    while time.monotonic() < deadline and DocumentUpload.objects.filter(last_detected_at__isnull=True).exists():
         time.sleep(0.2)  # waiting on the worker's state, not on a guess of its duration
     assert DocumentUpload.objects.filter(last_detected_at__isnull=True).count() == 0, celery_worker_process.log()
     # Two detail lines a month are scored (the total is checked for footing), and the x9 rent flagged.

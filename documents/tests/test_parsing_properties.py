@@ -315,4 +315,5 @@ def test_overlong_account_names_are_refused(name):
     assume(len(name.strip()) > MAX_ACCOUNT_NAME)
     errors = ImportErrors()
     assert build_row("f.csv", 2, {**_row("P1"), "account_name": name}, overrides=Overrides(), errors=errors) is None
-    assert [str(e) for e in errors.listed] == [f"f.csv: row 2, column account_name: longer than {MAX_ACCOUNT_NAME} characters"]
+    expected = f"f.csv: row 2, column account_name: longer than {MAX_ACCOUNT_NAME} characters"
+    assert [str(e) for e in errors.listed] == [expected]

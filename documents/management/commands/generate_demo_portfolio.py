@@ -59,8 +59,6 @@ class Command(BaseCommand):
             detect = not options["no_detect"]
             pdf_summary = import_paths(pdfs, progress=progress, stderr=self.stderr._out, detect=detect)
             self.stdout.write(self.style.SUCCESS(f"Imported PDFs: {pdf_summary.describe()}"))
-            summary = import_paths(
-                list(written["statements"]), progress=progress, stderr=self.stderr._out, detect=detect
-            )
+            summary = import_paths(list(written["statements"]), progress=progress, stderr=self.stderr._out, detect=detect)
             properties_update_details(details=portfolio.properties)
             self.stdout.write(self.style.SUCCESS(f"Imported CSVs: {summary.describe()}"))
