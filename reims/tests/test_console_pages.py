@@ -120,3 +120,28 @@ def test_account_names_beside_codes_in_list_review_and_api(admin_client):
     api = admin_client.get(f"/api/v1/anomalies/{detection.pk}").json()
     assert api["account_name"] == "Base rent — office" and api["document_type_label"] == "Income statement"
     assert admin_client.get("/api/v1/anomalies/").json()["results"][0]["account_name"] == "Base rent — office"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/django_celery_results/taskresult/",
+        "/admin/django_celery_beat/periodictask/",
+        "/admin/django_celery_beat/crontabschedule/",
+        "/admin/authtoken/tokenproxy/",
+    ],
+)
+def test_celery_results_schedules_and_tokens_are_for_superusers_only(client, admin_client, roles, path):
+    from django.contrib.auth.models import Permission, User
+
+    manager = User.objects.create_user("max", password="pw-12345678", is_staff=True)
+    manager.groups.add(roles["managers"])
+    # Even a staff user granted every permission of these apps does not see them.
+    app_label = path.split("/")[2]
+    manager.user_permissions.add(*Permission.objects.filter(content_type__app_label=app_label))
+    client.force_login(manager)
+    assert client.get(path).status_code == 403
+    index = client.get("/admin/").content.decode()
+    assert path not in index
+    assert admin_client.get(path).status_code == 200
+    assert path in admin_client.get("/admin/").content.decode()
