@@ -119,7 +119,6 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                     "expected_value",
                     "z_score",
                     "percentage_change",
-                    "direction",
                     "confidence",
                     "contributions_pretty",
                 )

@@ -190,8 +190,45 @@ def series_chart(*, detection: AnomalyDetection, account: str = "") -> SeriesCha
 # --- The review page ---------------------------------------------------------------------------------
 
 
+# The engine's features (anomalies.detection.features.FEATURE_NAMES) in an accountant's words, and
+# how each stored value reads.
+FEATURE_WORDS: dict[str, tuple[str, str]] = {
+    "level": ("Amount", "money"),
+    "log_magnitude": ("Size of the amount", "none"),
+    "change": ("Change from the month before", "money"),
+    "pct_change": ("Change from the month before", "percent"),
+    "yoy_ratio": ("Against the same month last year", "times"),
+    "trailing_robust_z": ("Distance from the last 12 months", "spread"),
+    "seasonal_residual_z": ("Distance from this month in other years", "spread"),
+    "local_residual_z": ("Distance from the six surrounding months", "spread"),
+    "decimal_shift": ("Looks like a misplaced decimal point", "closeness"),
+    "sign_mismatch": ("Sign opposite to this account's usual sign", "yes"),
+    "revenue_share": ("Share of the month's revenue", "percent"),
+    "peer_z": ("Distance from the same account at other properties", "spread"),
+    "statement_arithmetic": ("The statement's own arithmetic", "none"),
+}
+
+
+def _feature_value(kind: str, value: Any) -> str:
+    if not isinstance(value, int | float) or kind == "none":
+        return ""
+    value = float(value)
+    if kind == "money":
+        return _readable(value)
+    if kind == "percent":
+        return f"{value * 100:+.0f} %" if abs(value) < 1e4 else ""
+    if kind == "times":
+        return f"{value:.1f}× last year's amount" if value > 0 else "last year's amount had the other sign"
+    if kind == "spread":
+        return f"{abs(value):.1f}× its usual spread {'above' if value >= 0 else 'below'}"
+    if kind == "closeness":
+        return "yes" if value >= 0.5 else "no"
+    return "yes" if value else "no"
+
+
 def factor_rows(factors: Any) -> list[dict[str, Any]]:
-    """Contributing factors as rows (name, share 0-1 or None, detail) whatever their stored shape.
+    """Contributing factors as rows (name, share 0-1 or None, detail) whatever their stored shape,
+    named and rounded as an accountant reads them (FEATURE_WORDS).
 
     The engine stores a list of {feature, value, contribution} for model findings and a
     {statement: {...}} mapping for arithmetic checks; both read as rows here.
@@ -208,21 +245,29 @@ def factor_rows(factors: Any) -> list[dict[str, Any]]:
             rows.append({"name": str(item), "share": None, "detail": ""})
             continue
         share = item.get("contribution")
-        detail = {k: v for k, v in item.items() if k not in {"feature", "contribution"}}
+        feature = str(item.get("feature", "factor"))
+        name, kind = FEATURE_WORDS.get(feature, (feature.replace("_", " ").capitalize(), ""))
+        extra = {k: v for k, v in item.items() if k not in {"feature", "contribution", "value"}}
+        detail = _feature_value(kind, item.get("value")) if kind else _readable(item.get("value", ""))
+        details = [detail] if detail else []
+        details += [f"{k.replace('_', ' ')} {_readable(v)}" for k, v in extra.items()]
         rows.append(
             {
-                "name": str(item.get("feature", "factor")).replace("_", " "),
+                "name": name,
                 "share": float(share) if isinstance(share, int | float) else None,
                 "percent": round(100 * float(share)) if isinstance(share, int | float) else None,
-                "detail": ", ".join(f"{k.replace('_', ' ')} {_readable(v)}" for k, v in detail.items()),
+                "detail": ", ".join(details),
             }
         )
     return rows
 
 
 def _readable(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    """Numbers rounded as on a statement: whole units from 100 up, two decimals below."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else ("yes" if value else "no")
+    if isinstance(value, float | int):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)

@@ -117,6 +117,7 @@ def test_account_names_beside_codes_in_list_review_and_api(admin_client):
     breadcrumb = review.split('class="breadcrumbs"')[1].split("</div>")[0]
     assert "Base rent — office" in breadcrumb and detection.account_code in breadcrumb
     assert 'id="review-account">Base rent — office<' in review
+    assert "Direction" not in review  # an internal field with nothing to say to an accountant
     api = admin_client.get(f"/api/v1/anomalies/{detection.pk}").json()
     assert api["account_name"] == "Base rent — office" and api["document_type_label"] == "Income statement"
     assert admin_client.get("/api/v1/anomalies/").json()["results"][0]["account_name"] == "Base rent — office"
