@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Q
 
 from anomalies.models import AnomalyDetection, DetectionStatus, Severity
+from anomalies.selectors import selection_source_counts
 from batch_jobs.models import JobStatus
 from batch_jobs.selectors import job_list
 from kernel.flags import FeatureFlags
@@ -58,5 +59,6 @@ def dashboard_context(*, user: Any) -> dict[str, Any]:
         "running_jobs": list(jobs.filter(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:10]),
         "recent_jobs": list(jobs.exclude(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:5]),
         "cache": model_cache_stats(),
+        "selection": selection_source_counts(),
         "flags": FeatureFlags.describe(),
     }

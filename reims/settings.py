@@ -323,9 +323,16 @@ XAI_BACKGROUND_SAMPLES = _positive_int("XAI_BACKGROUND_SAMPLES", 100)
 BATCH_PROCESSING_CHUNK_SIZE = _positive_int("BATCH_PROCESSING_CHUNK_SIZE", 10)
 BATCH_PROCESSING_MAX_CONCURRENT = _positive_int("BATCH_PROCESSING_MAX_CONCURRENT", 3)
 BATCH_PROCESSING_TIMEOUT_MINUTES = _positive_int("BATCH_PROCESSING_TIMEOUT_MINUTES", 60)
-# A worker holds a chunk this long before the reaper may hand it to another worker; a chunk
-# delivered this many times (e.g. it kills its worker every time) is given up as failed.
-BATCH_PROCESSING_LEASE_SECONDS = _positive_int("BATCH_PROCESSING_LEASE_SECONDS", 900)
+# A leased chunk stays held this long without a heartbeat before the reaper (every 15 s) may hand
+# it to another worker; a running chunk renews its lease every HEARTBEAT seconds, however long it
+# runs. A chunk delivered MAX_CHUNK_ATTEMPTS times (e.g. it kills its worker every time) fails.
+BATCH_PROCESSING_LEASE_SECONDS = _positive_int("BATCH_PROCESSING_LEASE_SECONDS", 20)
+BATCH_PROCESSING_HEARTBEAT_SECONDS = _positive_int("BATCH_PROCESSING_HEARTBEAT_SECONDS", 5)
+if BATCH_PROCESSING_HEARTBEAT_SECONDS >= BATCH_PROCESSING_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"BATCH_PROCESSING_HEARTBEAT_SECONDS={BATCH_PROCESSING_HEARTBEAT_SECONDS} must be below "
+        f"BATCH_PROCESSING_LEASE_SECONDS={BATCH_PROCESSING_LEASE_SECONDS}, or live chunks lose their lease"
+    )
 BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS = _positive_int("BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS", 3)
 LAYOUTLM_MODEL_PATH = env.str("LAYOUTLM_MODEL_PATH", default="")
 LAYOUTLM_CONFIDENCE_THRESHOLD = _fraction("LAYOUTLM_CONFIDENCE_THRESHOLD", 0.75)

@@ -17,9 +17,9 @@ import random
 import pytest
 
 from anomalies.models import AnomalyDetection
-from anomalies.selectors import document_ids_for_detection
 from anomalies.services import detection_run, documents_detect
 from documents.demo.generator import generate_portfolio
+from documents.selectors import documents_latest
 from documents.services import UploadedSource, documents_import
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_detections_do_not_depend_on_grouping(portfolio, monkeypatch):
     reference = snapshot()
     assert sum(flagged for flagged, _, _ in reference.values()) == summary.anomalies
 
-    docs = list(document_ids_for_detection().values_list("id", "property_id"))
+    docs = list(documents_latest().values_list("id", "property_id"))
     properties = sorted({p for _, p in docs})
     by_property = {p: [d for d, q in docs if q == p] for p in properties}
     rng = random.Random(5)

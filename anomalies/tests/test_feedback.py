@@ -254,7 +254,7 @@ def test_verdicts_survive_a_batch_reprocessing_job_on_a_real_worker(celery_worke
     import time
 
     from batch_jobs.models import BatchReprocessingJob
-    from batch_jobs.services import submit_batch_job
+    from batch_jobs.services import job_submit
 
     amounts = ledger_amounts()
     amounts["5010-0000"][20] = -amounts["5010-0000"][20]  # electricity sign flip in 2023-09
@@ -266,7 +266,7 @@ def test_verdicts_survive_a_batch_reprocessing_job_on_a_real_worker(celery_worke
     services.anomaly_feedback_submit(anomaly_id=repairs.id, user=user, feedback_type="confirmed")
     services.anomaly_feedback_submit(anomaly_id=flip.id, user=user, feedback_type="false_positive")
 
-    job = submit_batch_job(
+    job = job_submit(
         job_name="after review",
         property_ids=[repairs.property_id],
         date_range_start=None,

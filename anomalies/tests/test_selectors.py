@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomalies.selectors import detection_input_for_documents, detection_input_for_properties, peer_property_ids
+from anomalies.selectors import detection_input_for_documents
 from anomalies.tests.conftest import ledger_amounts
 from anomalies.tests.factories import load_rows, series_rows
 from documents.models import DocumentUpload, Property
@@ -69,17 +69,3 @@ def test_old_versions_and_failed_extractions_are_left_out(portfolio):
     assert doc.id not in set(inp.document_ids) and failed not in set(inp.document_ids)
     assert inp.targets[doc.id].is_latest is False
     assert inp.targets[failed].extraction_status == "failed"
-
-
-def test_peer_choice_prefers_the_same_property_type(portfolio):
-    hotel = Property.objects.get(code="H1").id
-    offices = list(Property.objects.filter(property_type="office").order_by("id").values_list("id", flat=True))
-    assert peer_property_ids(property_ids=[hotel], limit=3) == offices[:3]
-    assert peer_property_ids(property_ids=[offices[0]], limit=10) == [*offices[1:], hotel]
-
-
-def test_a_group_of_properties_is_every_document_of_them(portfolio):
-    ids = list(Property.objects.filter(code__in=["A1", "A2", "A3", "A4"]).values_list("id", flat=True))
-    inp = detection_input_for_properties(property_ids=ids)
-    assert len(inp.targets) == 4 * 12 + 12  # A1's balance sheets too
-    assert set(inp.table.property_ids) == set(ids)  # no peer rows: peers are the portfolio aggregate

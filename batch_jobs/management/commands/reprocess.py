@@ -57,7 +57,7 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown property code(s): {', '.join(unknown)}")
         try:
-            job = services.submit_batch_job(
+            job = services.job_submit(
                 job_name=options["name"],
                 property_ids=[found[c] for c in codes],
                 date_range_start=since,
