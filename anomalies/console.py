@@ -27,7 +27,9 @@ from django.utils.safestring import SafeString, mark_safe
 from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
 from anomalies.models import AnomalyDetection, AnomalyFeedback, AnomalyType, FeedbackType
+from anomalies.selectors.benchmarks import benchmark_position
 from documents.models import DocumentType
+from kernel.flags import FeatureFlags
 
 # Ids of the queue read to find a row's neighbours: a review queue is a few thousand rows at most;
 # beyond this the page still works but shows no position and no neighbours past the limit.
@@ -311,6 +313,10 @@ def review_context(
         "factors": factor_rows(explanation.contributing_factors if explanation else (detection.contributions or {})),
         "suggested_actions": list(explanation.suggested_actions) if explanation else [],
         "source_boxes": selectors.detection_source_boxes(detection=detection),
+        "benchmarks_enabled": FeatureFlags.is_enabled("PORTFOLIO_BENCHMARKS_ENABLED"),
+        "benchmark": benchmark_position(detection=detection)
+        if FeatureFlags.is_enabled("PORTFOLIO_BENCHMARKS_ENABLED")
+        else None,
         "document_url": reverse("admin:documents_documentupload_change", args=[detection.document_id]),
         "property_url": reverse("admin:documents_property_change", args=[detection.property_id]),
         "queue": queue,

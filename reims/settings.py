@@ -299,9 +299,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 # Each app declares its own schedule in <app>/beat.py (plain dicts, no models imported).
+from anomalies.beat import BEAT_SCHEDULE as _ANOMALIES_BEAT  # noqa: E402
 from batch_jobs.beat import BEAT_SCHEDULE as _BATCH_JOBS_BEAT  # noqa: E402
 from modelcache.beat import BEAT_SCHEDULE as _MODEL_CACHE_BEAT  # noqa: E402
 
+CELERY_BEAT_SCHEDULE.update(_ANOMALIES_BEAT)
 CELERY_BEAT_SCHEDULE.update(_BATCH_JOBS_BEAT)
 CELERY_BEAT_SCHEDULE.update(_MODEL_CACHE_BEAT)
 TASK_RESULT_RETENTION_DAYS = _positive_int("TASK_RESULT_RETENTION_DAYS", 14)
