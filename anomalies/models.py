@@ -93,7 +93,7 @@ class AnomalyDetection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.account_code} {self.document_type} score {self.anomaly_score:.0f}"
+        return f"{self.account_code} {self.get_document_type_display()} score {self.anomaly_score:.0f}"
 
 
 class AnomalyExplanation(models.Model):
@@ -174,7 +174,7 @@ class AnomalyFeedback(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.feedback_type} {self.account_code}"
+        return f"{self.get_feedback_type_display()} {self.account_code}"
 
 
 class CrossPropertyBenchmark(models.Model):

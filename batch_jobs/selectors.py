@@ -17,7 +17,8 @@ from batch_jobs.models import (
     ExtractionStatusFilter,
     JobStatus,
 )
-from documents.models import DocumentUpload, FinancialPeriod
+from documents.models import DocumentUpload, FinancialPeriod, Property
+from kernel.filters import fits_db_id
 from kernel.periods import period_ordinal
 
 FAILURES_CAP = 100  # failures named in a job's results_summary (failed_documents counts them all)
@@ -26,6 +27,11 @@ FAILURES_CAP = 100  # failures named in a job's results_summary (failed_document
 def month_ordinal(day: date) -> int:
     """FinancialPeriod.ordinal of the month containing ``day``."""
     return period_ordinal(day.year, day.month)
+
+
+def existing_property_ids(*, property_ids: Sequence[int]) -> set[int]:
+    # An id no column can hold is unknown without asking (SQLite would overflow on it).
+    return set(Property.objects.filter(id__in=[pk for pk in property_ids if fits_db_id(pk)]).values_list("id", flat=True))
 
 
 def job_documents(

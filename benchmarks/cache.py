@@ -74,11 +74,9 @@ def micro(property_id: int, n_series: int) -> None:
     from anomalies.detection.provider import ModelRequest, SeriesModelKey
     from anomalies.detection.selection import select_optimal_model_llm
     from anomalies.detection.table import build_panel
-    from documents.selectors import documents_latest
 
     t0 = time.perf_counter()
-    documents = documents_latest(property_ids=[property_id]).values_list("id", flat=True)
-    inp = selectors.detection_input_for_documents(document_ids=list(documents))
+    inp = selectors.property_lines_get(property_id=property_id)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     panel = build_panel(inp.table)

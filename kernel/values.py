@@ -1,5 +1,5 @@
-"""Checks of values written to the database: an unknown choice or a value too long for its column
-raises, naming the field, instead of being coerced or truncated."""
+"""Checks of values written to the database: a value too long for its column raises, naming the
+field, instead of being truncated."""
 
 from __future__ import annotations
 
@@ -13,11 +13,4 @@ def fitting(model: type[models.Model], field_name: str, value: str) -> str:
         raise ValueError(
             f"{model._meta.label}.{field_name}: {value[:20]!r}... is {len(value)} characters, the column holds {limit}"
         )
-    return value
-
-
-def known_choice(choices: type[models.TextChoices], field_name: str, value: str) -> str:
-    """``value`` when it is one of ``choices``; ValueError naming the field and the known values otherwise."""
-    if value not in choices.values:
-        raise ValueError(f"{field_name}: unknown value {value!r} (expected one of {', '.join(choices.values)})")
     return value

@@ -37,6 +37,7 @@ def anomaly_counts() -> dict[str, Any]:
 
 
 def properties_with_most_open_anomalies(*, limit: int = 10) -> list[dict[str, Any]]:
+    """Ranked by open anomalies (what is left to review); critical, then high, break ties."""
     rows = (
         AnomalyDetection.objects.filter(is_anomaly=True, status=DetectionStatus.OPEN)
         .values("property_id", "property__code", "property__name")
@@ -45,7 +46,7 @@ def properties_with_most_open_anomalies(*, limit: int = 10) -> list[dict[str, An
             critical=Count("id", filter=Q(severity=Severity.CRITICAL)),
             high=Count("id", filter=Q(severity=Severity.HIGH)),
         )
-        .order_by("-critical", "-high", "-open", "property__code")[:limit]
+        .order_by("-open", "-critical", "-high", "property__code")[:limit]
     )
     return list(rows)
 

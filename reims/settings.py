@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: the docs work offline
     "django_celery_results",
     "django_celery_beat",
     "reims",
@@ -238,6 +239,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Anomalies in a real-estate portfolio's financial statements.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ and /api/redoc/ load their scripts from our static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a "status" with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "DetectionStatusEnum": "anomalies.models.DetectionStatus",
@@ -281,6 +286,12 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process whose resident memory passes this after a task is replaced by a fresh one, so a
+# long job cannot grow a worker without bound (issue 16: <= 600 MB per process). In KiB.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 600_000)
+# On a broker connection loss running tasks go on: a chunk's completion is recorded by its row in
+# the database, not by the broker's ack, and the reaper re-sends what the broker lost.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -299,9 +310,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 # Each app declares its own schedule in <app>/beat.py (plain dicts, no models imported).
+from anomalies.beat import BEAT_SCHEDULE as _ANOMALIES_BEAT  # noqa: E402
 from batch_jobs.beat import BEAT_SCHEDULE as _BATCH_JOBS_BEAT  # noqa: E402
 from modelcache.beat import BEAT_SCHEDULE as _MODEL_CACHE_BEAT  # noqa: E402
 
+CELERY_BEAT_SCHEDULE.update(_ANOMALIES_BEAT)
 CELERY_BEAT_SCHEDULE.update(_BATCH_JOBS_BEAT)
 CELERY_BEAT_SCHEDULE.update(_MODEL_CACHE_BEAT)
 

@@ -46,7 +46,7 @@ from .levels import (
     recurring_steps,
 )
 from .peers import PeerStats
-from .seasonal import off_season_postings, peers_quiet
+from .seasonal import off_season_postings, peers_quiet, posted_every_year
 from .table import BoolArray, FloatArray, SeriesPanel
 
 # A context family whose standardised residual exceeds FAIL_Z on more than FAMILY_FAIL_RATE of
@@ -86,6 +86,7 @@ class SeriesContext:
     pattern: npt.NDArray[np.int8] = None  # type: ignore[assignment]  # (S,T) PATTERN_* code of an error signature
     expected_scale: FloatArray = None  # type: ignore[assignment]  # (S,T) scale of expected_y (asinh units)
     peers: PeerStats | None = None  # portfolio-wide peer evidence (None: none)
+    quiet_empty: BoolArray = None  # type: ignore[assignment]  # (S,T) an empty month that is no news
 
     def to_amount(self, y: FloatArray) -> FloatArray:
         return self.unit[:, None] * np.sinh(y)
@@ -302,6 +303,12 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     # are what the history starts from (opening balances, first changes), not deviations from it.
     prior = np.cumsum(finite, axis=1) - finite
     point_z = np.where(prior >= MIN_PRIOR, point_z, np.nan)
+    # An empty month of a line that is often empty (instalments, concessions, true-ups, large
+    # repairs) is news only where the same month was posted in every other year of the line.
+    often_empty = zero_share >= INTERMITTENT_ZERO_SHARE
+    empty_cell = absent | (finite & (v == 0))
+    quiet_empty = empty_cell & often_empty[:, None] & ~posted_every_year(v)
+    point_z = np.where(quiet_empty, np.fmin(point_z, 0.0), point_z)
     pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
 
     flow_steps = use_local & ~use_neighbour & ~use_sizes
@@ -357,6 +364,7 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
         pattern=pattern,
         expected_scale=expected_scale,
         peers=peers,
+        quiet_empty=quiet_empty,
     )
 
 

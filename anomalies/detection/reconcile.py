@@ -420,6 +420,7 @@ def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float, lasting: 
     # Missing: nothing posted where the series expects a material amount of this sign.
     if (
         abs(x) <= ABS_TOL
+        and not ctx.quiet_empty[s, t]
         and np.isfinite(expected)
         and abs(expected) >= 0.25 * float(ctx.typical[s])
         and x_new * expected > 0

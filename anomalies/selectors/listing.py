@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from anomalies.models import AnomalyDetection, ModelSelectionLog
-from documents.models import PDFFieldCoordinate
+from documents.models import ChartOfAccount, PDFFieldCoordinate
+
+
+def account_name_expression(*, line_item: str = "line_item", account_code: str = "account_code") -> Coalesce:
+    """The account name shown beside a code: the line's own name as its statement printed it, or
+    (a missing line has no line item) the chart of accounts' name for the code. ``line_item`` and
+    ``account_code`` are the paths from the queried model to its LineItem and its account code."""
+    chart = ChartOfAccount.objects.filter(account_code=OuterRef(account_code)).values("account_name")[:1]
+    return Coalesce(f"{line_item}__account_name", Subquery(chart), Value(""))
 
 
 def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
-    qs = AnomalyDetection.objects.select_related("property", "period")
+    qs = AnomalyDetection.objects.select_related("property", "period").annotate(account_name=account_name_expression())
     if flagged_only:
         qs = qs.filter(is_anomaly=True)
     return qs
@@ -20,6 +29,7 @@ def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
 def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
     return (
         AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        .annotate(account_name=account_name_expression())
         .prefetch_related("explanations")
         .filter(id=anomaly_id)
         .first()

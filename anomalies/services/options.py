@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -20,9 +19,15 @@ logger = logging.getLogger(__name__)
 @dataclass
 class EngineOptions:
     use_pyod: bool
-    llm: Any
+    llm: LLMConfig | None
     model_provider: ModelProvider
     seed: int = 0
+
+    def results_key(self) -> tuple:
+        """What, besides the data, decides the engine's results: a result kept under another key
+        is not reused (a flag changed between two chunks of a worker)."""
+        llm = (self.llm.base_url, self.llm.model) if self.llm is not None else None
+        return (self.use_pyod, llm, self.seed, type(self.model_provider).__name__)
 
 
 def engine_options() -> EngineOptions:

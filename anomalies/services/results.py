@@ -1,7 +1,8 @@
-"""The engine's result for a chunk, as one ScoredLine per target line (plus absent postings).
+"""The engine's result, read out as one ScoredLine per line of a chunk's documents.
 
-``run_engine`` runs the Django-free engine over the chunk's whole context (its properties) and
-keeps the rows of the target documents; each step below takes the typed :class:`EngineRun`.
+``engine_result`` runs the Django-free engine over a property's whole table (its context);
+``scored_lines`` reads the rows of the chunk's documents out of it, each step below taking the
+typed :class:`EngineRun`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from anomalies.detection import engine as detection_engine
 from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.peers import PeerStats
-from anomalies.detection.statements import StatementFinding
+from anomalies.detection.statements import StatementFinding, TotalOutcome
+from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
 from anomalies.models import ModelSelectionLog, Severity
-from anomalies.selectors import DetectionInput
+from anomalies.selectors import DetectionInput, TargetDocument
 from anomalies.services.feedback import NEW_NORMAL_SEPARATOR, original_account
 from anomalies.services.options import EngineOptions
 from kernel.values import fitting
@@ -53,66 +55,68 @@ class ScoredLine:
 @dataclass
 class EngineOutput:
     lines: list[ScoredLine]
-    selections: list[dict[str, Any]]  # ModelSelectionLog fields
     series_modelled: int
 
 
 @dataclass
 class EngineRun:
-    """The engine's result over a chunk's table, indexed by table row for the steps below."""
+    """The engine's result over a property's table, and the chunk's documents to read out of it."""
 
-    inp: DetectionInput
+    lines: DetectionInput
     table: LineTable
+    targets: dict[int, TargetDocument]
     rows_of_doc: dict[int, np.ndarray]
     result: detection_engine.DetectionResult
     findings: dict[int, detection_engine.Finding]
     statements: dict[int, StatementFinding]
     insufficient: dict[int, int]  # row -> points in its series
+    total_outcomes: dict[int, TotalOutcome]  # total row -> its footing result
 
     @classmethod
-    def of(cls, inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], result: Any) -> EngineRun:
+    def of(
+        cls,
+        *,
+        lines: DetectionInput,
+        table: LineTable,
+        result: detection_engine.DetectionResult,
+        targets: dict[int, TargetDocument],
+        rows_of_doc: dict[int, np.ndarray],
+    ) -> EngineRun:
         return cls(
-            inp=inp,
+            lines=lines,
             table=table,
+            targets=targets,
             rows_of_doc=rows_of_doc,
             result=result,
             findings={f.row: f for f in result.findings if f.row >= 0},
             statements={sf.row: sf for sf in result.statement_findings},
             insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
+            total_outcomes={o.row: o for o in result.total_outcomes},
         )
 
 
-def run_engine(
-    inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], options: EngineOptions
-) -> EngineOutput:
-    """Run the engine over the whole table and keep the results of the target documents' rows."""
-    # The table is the targets' whole properties (context); only the targets' rows are scored.
-    score_mask = _score_mask(table.n_rows, rows_of_doc)
-    result = detection_engine.detect_anomalies(
+def engine_result(lines: DetectionInput, table: LineTable, options: EngineOptions) -> detection_engine.DetectionResult:
+    """The engine's result for every row of a property's table (its documents are all scored)."""
+    return detection_engine.detect_anomalies(
         table,
         use_pyod=options.use_pyod,
         model_provider=options.model_provider,
         llm=options.llm,
         seed=options.seed,
-        peers=_peers_for(table, inp.peers),
-        score_mask=score_mask,
+        peers=_peers_for(table, lines.peers),
     )
-    run = EngineRun.of(inp, table, rows_of_doc, result)
+
+
+def scored_lines(run: EngineRun) -> EngineOutput:
+    """One ScoredLine per line of the chunk's documents, plus their absent postings."""
     lines = [
         line
-        for doc_id, rows in rows_of_doc.items()
+        for doc_id, rows in run.rows_of_doc.items()
         for r in rows
         if (line := _line_for_row(run, doc_id, int(r))) is not None
     ]
     lines += _absent_lines(run, lines)
-    return EngineOutput(lines=lines, selections=_selection_rows(run), series_modelled=_series_modelled(run))
-
-
-def _score_mask(n_rows: int, rows_of_doc: dict[int, np.ndarray]) -> np.ndarray:
-    mask = np.zeros(n_rows, dtype=bool)
-    for rows in rows_of_doc.values():
-        mask[rows] = True
-    return mask
+    return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
 
 
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
@@ -129,32 +133,72 @@ def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
         return _scored_line(run, doc_id, r, score)
     if r in run.insufficient:
         return _insufficient_line(run, doc_id, r)
-    return None  # a total that foots: checked, not scored
+    if r in run.total_outcomes:
+        return _total_line(run, doc_id, r, run.total_outcomes[r])
+    return None
+
+
+def _total_line(run: EngineRun, doc_id: int, r: int, outcome: TotalOutcome) -> ScoredLine:
+    """A total that foots, or whose structure is not learned yet: checked, not an anomaly."""
+    learned = outcome.status == FOOTS
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=outcome.expected_value if learned else None,
+        detector="statement:footing" if learned else "statement:not_learned",
+        contributions={"statement": {"status": outcome.status, "structure": outcome.reason}},
+        explanation_text=f"Foots: {outcome.reason}." if learned else f"Not checked: {outcome.reason}.",
+    )
 
 
 def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
     n_points = run.insufficient[r]
     needed = detection_engine.MIN_HISTORY
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=None,
+        detector="insufficient_history",
+        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
+        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        insufficient_history=True,
+    )
+
+
+def _quiet_line(
+    run: EngineRun,
+    doc_id: int,
+    r: int,
+    *,
+    expected_value: float | None,
+    detector: str,
+    contributions: dict[str, Any],
+    explanation_text: str,
+    insufficient_history: bool = False,
+) -> ScoredLine:
+    """A line that was looked at and is not an anomaly, with the reason."""
     return ScoredLine(
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
         line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        amount=run.lines.amounts[r],
         anomaly_score=0.0,
         is_anomaly=False,
         severity=Severity.LOW,
         anomaly_type="none",
-        expected_value=None,
+        expected_value=expected_value,
         z_score=None,
         percentage_change=None,
         direction="none",
-        detector="insufficient_history",
+        detector=detector,
         model_key="",
         model_version="",
-        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
-        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        contributions=contributions,
+        explanation_text=explanation_text,
         explanation=None,
-        insufficient_history=True,
+        insufficient_history=insufficient_history,
     )
 
 
@@ -203,7 +247,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
         line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        amount=run.lines.amounts[r],
         anomaly_score=score,
         is_anomaly=flagged,
         severity=str(result.severity[r]) or Severity.LOW,
@@ -223,7 +267,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
 
 def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     """Absent postings: a line the series always has is missing from a target document."""
-    targets = run.inp.targets
+    targets = run.targets
     doc_by_key = {(t.property_id, t.document_type, t.period_ordinal): d for d, t in targets.items() if d in run.rows_of_doc}
     present = {(line.document_id, line.account_code) for line in lines}
     absent: list[ScoredLine] = []
@@ -261,15 +305,11 @@ def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     return absent
 
 
-def _selection_rows(run: EngineRun) -> list[dict[str, Any]]:
-    """ModelSelectionLog fields of the series of the targets' statements."""
-    targets = run.inp.targets
-    target_pairs = {(targets[d].property_id, targets[d].document_type) for d in run.rows_of_doc}
+def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, Any]]:
+    """ModelSelectionLog fields of every model the engine selected and trained in this result."""
     rows = []
-    for record in run.result.selections:
+    for record in result.selections:
         key, sel = record.key, record.selection
-        if (key.property_id, key.document_type) not in target_pairs:
-            continue
         rows.append(
             {
                 "property_id": key.property_id,
@@ -320,8 +360,8 @@ def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:
 
 
 def _statement_explanation(sf: StatementFinding, run: EngineRun) -> dict[str, Any]:
-    n_rows = run.inp.n_rows
-    covered = [original_account(str(run.inp.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
+    n_rows = run.lines.n_rows
+    covered = [original_account(str(run.lines.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
     return {
         "summary": sf.sentence[:500],
         "root_cause_type": sf.anomaly_type,

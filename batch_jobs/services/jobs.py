@@ -24,9 +24,8 @@ from batch_jobs.models import (
     JobStatus,
 )
 from batch_jobs.services import dispatch
-from documents.models import DocumentType, Property
+from documents.models import DocumentType
 from kernel.exceptions import ApplicationError, ConflictError
-from kernel.filters import fits_db_id
 from kernel.flags import FeatureFlags
 from kernel.logging import log_event
 
@@ -68,10 +67,7 @@ def _filter_errors(
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if property_ids:
-        # An id no column can hold is unknown without asking (SQLite would overflow on it).
-        known = set(
-            Property.objects.filter(id__in=[pk for pk in property_ids if fits_db_id(pk)]).values_list("id", flat=True)
-        )
+        known = selectors.existing_property_ids(property_ids=property_ids)
         unknown = [pk for pk in property_ids if pk not in known]
         if unknown:
             errors["property_ids"] = [f"Unknown property ids: {', '.join(map(str, unknown))}"]

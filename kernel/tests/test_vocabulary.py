@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from anomalies.detection import context, reconcile
-from anomalies.models import AnomalyDetection, AnomalyType, Severity
+from anomalies.models import AnomalyDetection, AnomalyType
 from documents.demo import generator
 from documents.models import DocumentType, PropertyType
 from documents.parsing import DOCUMENT_TYPES as PARSED_DOCUMENT_TYPES
 from kernel import vocabulary
-from kernel.values import fitting, known_choice
+from kernel.values import fitting
 
 
 def test_models_choices_are_built_from_the_vocabulary():
@@ -31,12 +31,7 @@ def test_document_types_and_error_signatures_are_the_same_objects_everywhere():
     assert set(generator.ANOMALY_KINDS) <= set(vocabulary.ANOMALY_KINDS)
 
 
-def test_unknown_choices_and_overlong_values_raise_instead_of_being_coerced():
-    assert known_choice(AnomalyType, "anomaly_type", "spike") == "spike"
-    with pytest.raises(ValueError, match="anomaly_type: unknown value 'wobble'"):
-        known_choice(AnomalyType, "anomaly_type", "wobble")
-    with pytest.raises(ValueError, match="severity: unknown value ''"):
-        known_choice(Severity, "severity", "")
+def test_overlong_values_raise_instead_of_being_truncated():
     assert fitting(AnomalyDetection, "account_code", "4010-0000") == "4010-0000"
     with pytest.raises(ValueError, match="account_code: .* is 41 characters, the column holds 40"):
         fitting(AnomalyDetection, "account_code", "A" * 41)
