@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import admin
 from django.utils.html import format_html
 
 
@@ -31,9 +32,9 @@ class ReadableJSONMixin:
         if name.endswith("_pretty") and name[: -len("_pretty")] in type(self).json_fields:
             field = name[: -len("_pretty")]
 
-            def render(obj):
+            @admin.display(description=field.replace("_", " "))
+            def render(obj: Any) -> str:
                 return pretty_json(getattr(obj, field))
 
-            render.short_description = field.replace("_", " ")
             return render
         raise AttributeError(name)
