@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from anomalies import console, selectors, services
@@ -29,6 +29,7 @@ from anomalies.models import (
 )
 from kernel.admin_utils import ReadableJSONMixin, pretty_json
 from kernel.exceptions import ApplicationError
+from modelcache.selectors import model_cache_entry_by_key
 
 
 class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):
@@ -124,13 +125,22 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Model", {"fields": ("detector", "model_key", "model_version", "detected_at", "updated_at")}),
+        ("Model", {"fields": ("detector", "cached_model", "model_version", "detected_at", "updated_at")}),
     )
     # The explanation is shown by the review panel above the fields (anomalies.console).
     inlines = ()
 
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
+
+    @admin.display(description="model key")
+    def cached_model(self, obj: AnomalyDetection) -> str:
+        """The key, linked to the cache entry whose model scored this line (when it is still stored)."""
+        entry = model_cache_entry_by_key(model_key=obj.model_key)
+        if entry is None:
+            return obj.model_key or "—"
+        url = reverse("admin:modelcache_anomalymodelcache_change", args=[entry.pk])
+        return format_html('<a href="{}">{}</a> ({}, {})', url, obj.model_key, entry.model_type, entry.model_version)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(account_name=selectors.account_name_expression())

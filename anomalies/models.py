@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from documents.models import DocumentType, DocumentUpload, FinancialPeriod, LineItem, Property
+from kernel import vocabulary
 
 
 class Severity(models.TextChoices):
@@ -23,21 +24,8 @@ class Direction(models.TextChoices):
     NONE = "none", "None"
 
 
-class AnomalyType(models.TextChoices):
-    DECIMAL_SHIFT = "decimal_shift", "Decimal shift"
-    SIGN_FLIP = "sign_flip", "Sign flip"
-    DUPLICATE = "duplicate", "Duplicated posting"
-    MISSING = "missing", "Missing posting"
-    SPIKE = "spike", "Spike"
-    DROP = "drop", "Drop"
-    LEVEL_SHIFT = "level_shift", "Level shift"
-    SEASONAL = "seasonal", "Seasonal amount in the wrong month"
-    MISCLASSIFICATION = "misclassification", "Misclassification"
-    FOOTING = "footing", "Total does not foot"
-    BALANCE_MISMATCH = "balance_mismatch", "Assets != liabilities + equity"
-    PEER_OUTLIER = "peer_outlier", "Outlier among peers"
-    OUTLIER = "outlier", "Outlier"
-    NONE = "none", "None"
+# Built from kernel.vocabulary, where the numeric core and the demo generator read the same values.
+AnomalyType = models.TextChoices("AnomalyType", vocabulary.choices(vocabulary.ANOMALY_KIND_LABELS))
 
 
 class DetectionStatus(models.TextChoices):

@@ -7,24 +7,14 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from kernel import vocabulary
+
 PROPERTY_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,20}$"
 
 
-class PropertyType(models.TextChoices):
-    RETAIL = "retail", "Retail"
-    OFFICE = "office", "Office"
-    MULTIFAMILY = "multifamily", "Multifamily"
-    INDUSTRIAL = "industrial", "Industrial"
-    MIXED_USE = "mixed_use", "Mixed use"
-    HOTEL = "hotel", "Hotel"
-
-
-class DocumentType(models.TextChoices):
-    BALANCE_SHEET = "balance_sheet", "Balance sheet"
-    INCOME_STATEMENT = "income_statement", "Income statement"
-    CASH_FLOW = "cash_flow", "Cash flow statement"
-    RENT_ROLL = "rent_roll", "Rent roll"
-    MORTGAGE_STATEMENT = "mortgage_statement", "Mortgage statement"
+# Built from kernel.vocabulary, where the parsers and the numeric core read the same values.
+PropertyType = models.TextChoices("PropertyType", vocabulary.choices(vocabulary.PROPERTY_TYPE_LABELS))
+DocumentType = models.TextChoices("DocumentType", vocabulary.choices(vocabulary.DOCUMENT_TYPE_LABELS))
 
 
 class ExtractionStatus(models.TextChoices):

@@ -20,10 +20,11 @@ from anomalies.detection.peers import PeerStats
 from anomalies.detection.statements import StatementFinding, TotalOutcome
 from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
-from anomalies.models import Severity
+from anomalies.models import ModelSelectionLog, Severity
 from anomalies.selectors import DetectionInput, TargetDocument
 from anomalies.services.feedback import NEW_NORMAL_SEPARATOR, original_account
 from anomalies.services.options import EngineOptions
+from kernel.values import fitting
 
 
 @dataclass
@@ -96,7 +97,6 @@ class EngineRun:
 
 def engine_result(lines: DetectionInput, table: LineTable, options: EngineOptions) -> detection_engine.DetectionResult:
     """The engine's result for every row of a property's table (its documents are all scored)."""
-    _prefetch_models(options.model_provider, table)
     return detection_engine.detect_anomalies(
         table,
         use_pyod=options.use_pyod,
@@ -117,19 +117,6 @@ def scored_lines(run: EngineRun) -> EngineOutput:
     ]
     lines += _absent_lines(run, lines)
     return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
-
-
-def _prefetch_models(provider: Any, table: LineTable) -> None:
-    if provider is None or not hasattr(provider, "prefetch"):
-        return
-    detail = ~table.is_total
-    keys = {
-        detection_engine.SeriesModelKey(int(p), str(t), str(a))
-        for p, t, a in zip(
-            table.property_ids[detail], table.document_types[detail], table.account_codes[detail], strict=True
-        )
-    }
-    provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
 
 
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
@@ -327,7 +314,7 @@ def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, A
             {
                 "property_id": key.property_id,
                 "document_type": key.document_type,
-                "account_code": original_account(key.account_code)[:40],
+                "account_code": fitting(ModelSelectionLog, "account_code", original_account(key.account_code)),
                 "data_characteristics": _jsonable(sel.characteristics),
                 "rule_recommended_models": list(sel.rule_candidates),
                 "llm_recommended_models": list(sel.llm_recommended) if sel.llm_recommended is not None else None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from kernel.periods import parse_period  # noqa: F401 - re-exported for the parsers
+from kernel.vocabulary import DOCUMENT_TYPES, PROPERTY_TYPES  # noqa: F401 - re-exported for the parsers
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "property_code",
@@ -23,16 +24,6 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: frozenset[str] = frozenset(
     {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
 )
-# Mirrors documents.models.DocumentType / PropertyType; kept here so parsing stays Django-free
-# (documents/tests/test_parsing.py checks the two lists agree).
-DOCUMENT_TYPES: tuple[str, ...] = (
-    "balance_sheet",
-    "income_statement",
-    "cash_flow",
-    "rent_roll",
-    "mortgage_statement",
-)
-PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
 
 PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
