@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
@@ -233,16 +234,17 @@ def feedback_for_series(*, pairs: Iterable[tuple[int, str]]) -> list[AnomalyFeed
 # --- List queries for the API, admin and commands ----------------------------------------------
 
 
-def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
-    qs = AnomalyDetection.objects.select_related("property", "period")
+def anomaly_list(*, user: Any, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
+    qs = AnomalyDetection.objects.visible_to(user).select_related("property", "period")
     if flagged_only:
         qs = qs.filter(is_anomaly=True)
     return qs
 
 
-def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
+def anomaly_get(*, anomaly_id: int, user: Any) -> AnomalyDetection | None:
     return (
-        AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        AnomalyDetection.objects.visible_to(user)
+        .select_related("property", "period", "line_item", "document")
         .prefetch_related("explanations")
         .filter(id=anomaly_id)
         .first()
@@ -280,8 +282,8 @@ def line_coordinates(*, detection: AnomalyDetection) -> dict | None:
     }
 
 
-def selection_log_list() -> QuerySet[ModelSelectionLog]:
-    return ModelSelectionLog.objects.select_related("property")
+def selection_log_list(*, user: Any) -> QuerySet[ModelSelectionLog]:
+    return ModelSelectionLog.objects.visible_to(user).select_related("property")
 
 
 EXPORT_COLUMNS = (

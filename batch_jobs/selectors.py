@@ -66,16 +66,17 @@ def job_document_ids_in_chunk_order(job: BatchReprocessingJob) -> list[int]:
     )
 
 
-def job_list(*, filters: dict[str, Any] | None = None) -> QuerySet[BatchReprocessingJob]:
+def job_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[BatchReprocessingJob]:
+    """Jobs over properties ``user`` sees (a job over every property: superusers only), newest first."""
     filters = filters or {}
-    qs = BatchReprocessingJob.objects.select_related("initiated_by").order_by("-created_at", "-id")
+    qs = BatchReprocessingJob.objects.visible_to(user).select_related("initiated_by").order_by("-created_at", "-id")
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     return qs
 
 
-def job_get(*, job_id: int) -> BatchReprocessingJob | None:
-    return BatchReprocessingJob.objects.select_related("initiated_by").filter(pk=job_id).first()
+def job_get(*, job_id: int, user: Any) -> BatchReprocessingJob | None:
+    return BatchReprocessingJob.objects.visible_to(user).select_related("initiated_by").filter(pk=job_id).first()
 
 
 def job_chunks(*, job: BatchReprocessingJob) -> QuerySet[BatchJobChunk]:

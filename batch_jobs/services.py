@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from batch_jobs import processors, selectors
@@ -32,6 +32,7 @@ from batch_jobs.models import (
     JobStatus,
 )
 from documents.models import DocumentType, DocumentUpload, Property
+from documents.scoping import SYSTEM, properties_visible_to, sees_everything
 from kernel.exceptions import ApplicationError, ConflictError
 from kernel.filters import fits_db_id
 from kernel.flags import FeatureFlags
@@ -85,12 +86,14 @@ def _validate_filters(
     document_types: Sequence[str] | None,
     extraction_status_filter: str,
     processor: str,
+    visible: QuerySet[Property],
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     wanted = sorted({int(pk) for pk in property_ids or []})
     if wanted:
-        # An id no column can hold is unknown without asking (SQLite would overflow on it).
-        known = set(Property.objects.filter(id__in=[pk for pk in wanted if fits_db_id(pk)]).values_list("id", flat=True))
+        # An id no column can hold is unknown without asking (SQLite would overflow on it). A
+        # property outside the user's portfolios reads as unknown: whose it is is never said.
+        known = set(visible.filter(id__in=[pk for pk in wanted if fits_db_id(pk)]).values_list("id", flat=True))
         unknown = [pk for pk in wanted if pk not in known]
         if unknown:
             errors["property_ids"] = [f"Unknown property ids: {', '.join(map(str, unknown))}"]
@@ -134,6 +137,16 @@ def _new_job(
 ) -> BatchReprocessingJob:
     FeatureFlags.require(FLAG)
     extraction_status_filter = extraction_status_filter or ExtractionStatusFilter.ALL
+    user = initiated_by if getattr(initiated_by, "is_authenticated", False) else None
+    # Commands (no user) and superusers reach every property; anyone else their portfolios'.
+    visible = Property.objects.all() if user is None else properties_visible_to(user)
+    if user is not None and not property_ids and not sees_everything(user):
+        # "Every property" means every property the user sees, named on the job.
+        property_ids = list(visible.values_list("id", flat=True))
+        if not property_ids:
+            raise ApplicationError(
+                "Invalid batch job filters", field_errors={"property_ids": ["No property in your portfolios."]}
+            )
     errors = _validate_filters(
         property_ids=property_ids,
         date_range_start=date_range_start,
@@ -141,6 +154,7 @@ def _new_job(
         document_types=document_types,
         extraction_status_filter=extraction_status_filter,
         processor=processor,
+        visible=visible,
     )
     if errors:
         raise ApplicationError("Invalid batch job filters", field_errors=errors)
@@ -153,7 +167,6 @@ def _new_job(
         document_types=document_types,
         extraction_status_filter=extraction_status_filter,
     ).count()
-    user = initiated_by if getattr(initiated_by, "is_authenticated", False) else None
     job = BatchReprocessingJob.objects.create(
         job_name=(job_name or "").strip() or f"Reprocess {timezone.now():%Y-%m-%d %H:%M}",
         initiated_by=user,
@@ -194,7 +207,7 @@ def submit_batch_job(**filters: Any) -> BatchReprocessingJob:
 
 
 def get_job_status(*, job_id: int) -> dict[str, Any]:
-    job = selectors.job_get(job_id=job_id)
+    job = selectors.job_get(job_id=job_id, user=SYSTEM)
     if job is None:
         raise ApplicationError(f"Batch job #{job_id} does not exist", field_errors={"job_id": ["not found"]})
     return {
@@ -217,7 +230,7 @@ def get_job_status(*, job_id: int) -> dict[str, Any]:
 
 
 def list_jobs(*, status: str | None = None):
-    return selectors.job_list(filters={"status": status})
+    return selectors.job_list(user=SYSTEM, filters={"status": status})
 
 
 @transaction.atomic

@@ -46,10 +46,13 @@ from documents.models import (
     FinancialPeriod,
     LineItem,
     PDFFieldCoordinate,
+    Portfolio,
     Property,
+    default_portfolio_id,
 )
 from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
+from documents.scoping import NOT_IN_PORTFOLIOS, granted_portfolio_ids, properties_visible_to, sees_everything
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.periods import period_ordinal
@@ -261,26 +264,70 @@ def _import(
         if progress:
             progress("parse", index, len(files))
     with transaction.atomic():
+        _check_portfolio_access(parsed, user=user)
         return _write(parsed, uploaded_by=user, progress=progress)
 
 
-def _upsert_properties(rows: Iterable[CanonicalRow]) -> dict[str, Property]:
-    first_seen: dict[str, tuple[str, str]] = {}
+def _check_portfolio_access(parsed: list[_ParsedFile], *, user: Any | None) -> None:
+    """Refuse the whole import at the first row naming an existing property outside the uploader's
+    portfolios, or a new property in a portfolio not granted to them. Commands (no user) and
+    superusers import anywhere. The message never says whose the property is."""
+    if user is None or sees_everything(user):
+        return
+    codes = {row.property_code for p in parsed for row in p.rows}
+    existing = set(Property.objects.filter(code__in=codes).values_list("code", flat=True))
+    visible = set(properties_visible_to(user).filter(code__in=codes).values_list("code", flat=True))
+    granted = set(Portfolio.objects.filter(id__in=granted_portfolio_ids(user)).values_list("code", flat=True))
+    for p in parsed:
+        for row in p.rows:
+            if row.property_code in existing:
+                if row.property_code not in visible:
+                    raise DocumentImportError(ImportFileError(p.source.name, row.row, "property_code", NOT_IN_PORTFOLIOS))
+            elif not granted or (row.portfolio_code and row.portfolio_code not in granted):
+                raise DocumentImportError(
+                    ImportFileError(p.source.name, row.row, "portfolio_code", "portfolio not in your portfolios")
+                )
+
+
+def _portfolio_for_new_property(portfolio_code: str, *, user: Any | None) -> int:
+    """Where a property first seen goes: the row's portfolio_code (created when missing, for commands
+    and superusers), else the uploader's first granted portfolio, else the default portfolio."""
+    if portfolio_code:
+        portfolio, _ = Portfolio.objects.get_or_create(code=portfolio_code, defaults={"name": portfolio_code})
+        return portfolio.pk
+    if user is not None and not sees_everything(user):
+        granted = Portfolio.objects.filter(id__in=granted_portfolio_ids(user)).order_by("code").first()
+        if granted is not None:
+            return granted.pk
+    return default_portfolio_id()
+
+
+def _upsert_properties(rows: Iterable[CanonicalRow], *, user: Any | None) -> dict[str, Property]:
+    first_seen: dict[str, tuple[str, str, str]] = {}
     for row in rows:
-        name, kind = first_seen.get(row.property_code, ("", ""))
-        first_seen[row.property_code] = (name or row.property_name, kind or row.property_type)
+        name, kind, portfolio = first_seen.get(row.property_code, ("", "", ""))
+        first_seen[row.property_code] = (
+            name or row.property_name,
+            kind or row.property_type,
+            portfolio or row.portfolio_code,
+        )
     existing = {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
+    portfolios = {
+        portfolio: _portfolio_for_new_property(portfolio, user=user)
+        for code, (_, _, portfolio) in first_seen.items()
+        if code not in existing
+    }
     Property.objects.bulk_create(
         [
-            Property(code=code, name=name, property_type=kind)
-            for code, (name, kind) in first_seen.items()
+            Property(code=code, name=name, property_type=kind, portfolio_id=portfolios[portfolio])
+            for code, (name, kind, portfolio) in first_seen.items()
             if code not in existing
         ],
         ignore_conflicts=True,
     )
     blanks = []
     for code, prop in existing.items():
-        name, kind = first_seen[code]
+        name, kind, _ = first_seen[code]
         if (not prop.name and name) or (not prop.property_type and kind):
             prop.name = prop.name or name
             prop.property_type = prop.property_type or kind
@@ -341,7 +388,7 @@ def _slices(values: list[int]) -> Iterable[list[int]]:
 def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: ProgressCallback | None) -> ImportSummary:
     summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
     all_rows = [row for p in parsed for row in p.rows]
-    properties = _upsert_properties(all_rows)
+    properties = _upsert_properties(all_rows, user=uploaded_by)
     periods = financial_periods_upsert(row.period for row in all_rows)
     _upsert_accounts(all_rows)
     property_ids = sorted(p.id for p in properties.values())

@@ -20,6 +20,9 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "amount",
     "is_total",
 )
+# Optional columns a file may add to the canonical ones (the demo and exports never write them).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("portfolio_code",)
+ACCEPTED_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *OPTIONAL_COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(
     {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
 )
@@ -34,7 +37,8 @@ DOCUMENT_TYPES: tuple[str, ...] = (
 )
 PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
 
-PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")
+PORTFOLIO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
 # would quietly accept them.
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
@@ -101,6 +105,7 @@ class CanonicalRow:
     is_total: bool = False
     property_name: str = ""
     property_type: str = ""
+    portfolio_code: str = ""  # used only when the property is first seen
     row: int | str = 0  # where it came from, for messages
     # PDF only: the whole row's box, and one box per field ('account_code', 'account_name', 'amount').
     box: FieldBox | None = None
@@ -184,9 +189,9 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
     for index, name in enumerate(names):
         if not name:
             raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
-        if name not in CANONICAL_COLUMNS:
+        if name not in ACCEPTED_COLUMNS:
             raise ImportFileError(
-                file, 1, label(index, name), f"unknown column {name!r} (expected {', '.join(CANONICAL_COLUMNS)})"
+                file, 1, label(index, name), f"unknown column {name!r} (expected {', '.join(ACCEPTED_COLUMNS)})"
             )
         if name in seen:
             raise ImportFileError(file, 1, label(index, name), f"column {name!r} appears twice in the header")
@@ -225,6 +230,9 @@ def build_row(
     property_name = text("property_name")
     if len(property_name) > MAX_PROPERTY_NAME:
         fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
+    portfolio_code = text("portfolio_code")
+    if portfolio_code and not PORTFOLIO_CODE_RE.match(portfolio_code):
+        fail("portfolio_code", f"bad portfolio code {portfolio_code!r} (1-30 letters, digits, '_' or '-')")
     document_type = text("document_type")
     if document_type not in DOCUMENT_TYPES:
         fail("document_type", f"unknown document type {document_type!r} (expected one of {', '.join(DOCUMENT_TYPES)})")
@@ -261,6 +269,7 @@ def build_row(
         is_total=is_total,
         property_name=property_name,
         property_type=property_type,
+        portfolio_code=portfolio_code,
         row=row,
     )
 
