@@ -93,6 +93,8 @@ class PropertyListScopedQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> Self:
         if sees_everything(user):
             return self
+        if user is None or not user.is_authenticated:
+            return self.none()
         visible = set(properties_visible_to(user).values_list("id", flat=True))
         rows = self.values_list("pk", self.property_ids_field)
         return self.filter(pk__in=[pk for pk, ids in rows if ids and set(ids) <= visible])
