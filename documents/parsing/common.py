@@ -50,6 +50,15 @@ MAX_ACCOUNT_NAME = 200
 MAX_PROPERTY_NAME = 200
 AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
 
+# Bidi controls and zero-width characters: invisible, they make two codes look the same or
+# reorder what a reviewer reads ("Trojan source"). Statement text never needs them.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(value: str) -> str:
+    return _INVISIBLE_RE.sub("", value)
+
+
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -216,7 +225,7 @@ def build_row(
     merged = {**values, **overrides.as_columns()}
 
     def text(name: str) -> str:
-        return str(merged.get(name) or "").strip()
+        return strip_invisible(str(merged.get(name) or "")).strip()
 
     def fail(name: str, message: str):
         raise ImportFileError(file, row, label(name), message)

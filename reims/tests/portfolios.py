@@ -77,9 +77,19 @@ def make_side(*, portfolio_code: str, property_code: str, name: str, account: st
     document = DocumentUpload.objects.create(
         property=prop, document_type="income_statement", period=period, file_name=file, content_hash="0" * 64
     )
-    line = LineItem.objects.create(document=document, account_code=account, account_name=account_name, amount=Decimal("-12.50"))
+    line = LineItem.objects.create(
+        document=document, account_code=account, account_name=account_name, amount=Decimal("-12.50")
+    )
     coordinate = PDFFieldCoordinate.objects.create(
-        document=document, record_id=line.id, field_name="amount", page_number=1, x0=1, y0=2, x1=3, y1=4, matched_text=account_name
+        document=document,
+        record_id=line.id,
+        field_name="amount",
+        page_number=1,
+        x0=1,
+        y0=2,
+        x1=3,
+        y1=4,
+        matched_text=account_name,
     )
     anomaly = AnomalyDetection.objects.create(
         line_item=line,
@@ -121,7 +131,9 @@ def make_side(*, portfolio_code: str, property_code: str, name: str, account: st
     )
     job = BatchReprocessingJob.objects.create(job_name=f"{name} rerun", property_ids=[prop.id])
     chunk = BatchJobChunk.objects.create(job=job, index=0, document_ids=[document.id])
-    return Side(portfolio, prop, document, line, coordinate, anomaly, explanation, feedback, selection, cache_entry, job, chunk)
+    return Side(
+        portfolio, prop, document, line, coordinate, anomaly, explanation, feedback, selection, cache_entry, job, chunk
+    )
 
 
 def make_world() -> tuple[Side, Side]:

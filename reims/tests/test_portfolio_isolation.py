@@ -51,7 +51,10 @@ def _b_id_for(path: str, b) -> int:
 def _operations(client: APIClient) -> list[tuple[str, str]]:
     schema = client.get("/api/schema/", {"format": "json"}).json()
     return [
-        (method.upper(), path) for path, operations in schema["paths"].items() for method in operations if path.startswith("/api/v1/")
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if path.startswith("/api/v1/")
     ]
 
 
@@ -155,7 +158,12 @@ def test_every_admin_page_with_b_ids_answers_nothing_of_b(world, alice):
             assert response.status_code == 404, (url, response.status_code)
         elif viewable_object:
             assert response.status_code in (403, 404), (url, response.status_code)  # read-only: no delete
-    for url in ("/admin/", "/api/v1/", "/admin/documents/documentupload/import/", "/admin/batch_jobs/batchreprocessingjob/start/"):
+    for url in (
+        "/admin/",
+        "/api/v1/",
+        "/admin/documents/documentupload/import/",
+        "/admin/batch_jobs/batchreprocessingjob/start/",
+    ):
         response = client.get(url)
         assert not _leaks(response.content), (url, _leaks(response.content))
 

@@ -35,10 +35,19 @@ def test_analyst_reads_and_gives_verdicts_in_their_portfolio_only(world):
     a, b = world
     client = _client(portfolio_user("ana", groups=(ANALYSTS,), portfolios=(a.portfolio,)))
     assert client.get(f"/api/v1/anomalies/{a.anomaly.pk}").status_code == 200
-    assert client.post(f"/api/v1/anomalies/{a.anomaly.pk}/feedback", {"feedback_type": "dismissed"}, format="json").status_code == 201
-    assert client.post(f"/api/v1/anomalies/{b.anomaly.pk}/feedback", {"feedback_type": "dismissed"}, format="json").status_code == 404
+    assert (
+        client.post(f"/api/v1/anomalies/{a.anomaly.pk}/feedback", {"feedback_type": "dismissed"}, format="json").status_code
+        == 201
+    )
+    assert (
+        client.post(f"/api/v1/anomalies/{b.anomaly.pk}/feedback", {"feedback_type": "dismissed"}, format="json").status_code
+        == 404
+    )
     # ... and no more than that, even in their own portfolio.
-    assert client.post("/api/v1/batch-reprocessing/reprocess", {"property_ids": [a.property.pk]}, format="json").status_code == 403
+    assert (
+        client.post("/api/v1/batch-reprocessing/reprocess", {"property_ids": [a.property.pk]}, format="json").status_code
+        == 403
+    )
     assert client.post(f"/api/v1/batch-reprocessing/jobs/{a.job.pk}/cancel").status_code == 403
     assert client.post(f"/api/v1/model-cache/{a.cache_entry.pk}/invalidate", {}, format="json").status_code == 403
     upload = client.post("/api/v1/documents/", {"file": [_upload("a.csv", csv_bytes(statement_rows(a.property.code)))]})
@@ -82,7 +91,9 @@ def test_upload_naming_a_property_of_another_portfolio_is_refused_whole(world):
 def test_new_property_goes_to_the_uploaders_portfolio_or_a_granted_portfolio_code(world):
     a, b = world
     client = _client(portfolio_user("max", groups=(MANAGERS,), portfolios=(a.portfolio,)))
-    assert client.post("/api/v1/documents/", {"file": [_upload("n.csv", csv_bytes(statement_rows("NEW1")))]}).status_code == 201
+    assert (
+        client.post("/api/v1/documents/", {"file": [_upload("n.csv", csv_bytes(statement_rows("NEW1")))]}).status_code == 201
+    )
     assert Property.objects.get(code="NEW1").portfolio == a.portfolio
     header = ("property_code", "document_type", "period", "account_code", "account_name", "amount", "portfolio_code")
     rows = [["NEW2", "income_statement", "2024-01", "4010", "Rent", "10", "BRAVO"]]
