@@ -121,7 +121,7 @@ class _System:
 
     is_active = True
     is_superuser = True
-    is_authenticated = True
+    is_authenticated = False  # not a login: never recorded as a row's user
     pk = None
 
     def __repr__(self) -> str:
