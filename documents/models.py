@@ -211,6 +211,12 @@ class DocumentUpload(models.Model):
                 fields=["document_type", "period"], condition=Q(is_latest=True), name="document_latest_type_per_idx"
             ),
             models.Index(fields=["uploaded_at"], name="document_uploaded_at_idx"),
+            # A job over a user's properties (portfolio scoping names them) counts from this alone.
+            models.Index(
+                fields=["property", "document_type", "period"],
+                condition=Q(is_latest=True),
+                name="document_latest_property_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 from django.apps import apps
-from django.db import models
+from django.db import connection, models
 from django.db.models import QuerySet
 
 # documents.models builds its managers from this module: models are looked up when a query runs.
@@ -84,8 +84,8 @@ class PropertyListScopedQuerySet(models.QuerySet):
     """Rows that name their properties in a JSON list (a job's ``property_ids``).
 
     A row is visible when it names properties and the user sees every one of them; an empty list
-    means every property, so only superusers see such rows. Such tables are small (jobs): the
-    list is checked in Python, which reads the same on SQLite and PostgreSQL.
+    means every property, so only superusers see such rows. PostgreSQL checks it in the query
+    (jsonb ``<@``); SQLite, which has no such lookup, checks the lists in Python.
     """
 
     property_ids_field: ClassVar[str] = "property_ids"
@@ -95,9 +95,13 @@ class PropertyListScopedQuerySet(models.QuerySet):
             return self
         if user is None or not user.is_authenticated:
             return self.none()
-        visible = set(properties_visible_to(user).values_list("id", flat=True))
+        visible = sorted(properties_visible_to(user).values_list("id", flat=True))
+        if connection.vendor == "postgresql":
+            # jsonb containment (<@) in the query itself: a job's page reads one row, not the table.
+            field = self.property_ids_field
+            return self.filter(**{f"{field}__contained_by": visible}).exclude(**{field: []})
         rows = self.values_list("pk", self.property_ids_field)
-        return self.filter(pk__in=[pk for pk, ids in rows if ids and set(ids) <= visible])
+        return self.filter(pk__in=[pk for pk, ids in rows if ids and set(ids) <= set(visible)])
 
 
 class ParentScopedQuerySet(models.QuerySet):
