@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import path
 from django.utils.html import format_html
 
-from anomalies import console, services
+from anomalies import console, selectors, services
 from anomalies.models import (
     AnomalyDetection,
     AnomalyExplanation,
@@ -31,6 +31,13 @@ from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.scoping import sees_everything
 from kernel.admin_utils import ReadOnlyAdmin, pretty_json
 from kernel.exceptions import ApplicationError
+
+
+def account_cell(*, name: str, code: str, where: str) -> str:
+    """An account in a list: its name, and under it the code and where it is (statement, property)."""
+    return format_html(
+        '<span class="account-name">{}</span> <span class="account-code">{} · {}</span>', name or code, code, where
+    )
 
 
 class FlaggedFilter(admin.SimpleListFilter):
@@ -59,18 +66,18 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 @admin.register(AnomalyDetection)
 class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
+    # Fits 1,400 px with the side menu open (console.css: .change-list.console-anomalies); the
+    # document type and the detector are on the review page and in the filters.
     list_display = (
         "property_code",
-        "document_type",
+        "account_display",
         "period_label",
-        "account_code",
         "amount_display",
         "expected_display",
         "anomaly_score_display",
         "severity",
         "anomaly_type",
         "status",
-        "detector",
     )
     list_filter = (
         FlaggedFilter,
@@ -80,7 +87,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
         "document_type",
         ("property", admin.RelatedOnlyFieldListFilter),
     )
-    search_fields = ("account_code", "property__code")
+    search_fields = ("account_code", "line_item__account_name", "property__code")
     list_select_related = ("property", "period")
     ordering = ("-anomaly_score", "-detected_at")
     list_per_page = 50
@@ -103,7 +110,6 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
                     "expected_value",
                     "z_score",
                     "percentage_change",
-                    "direction",
                     "confidence",
                     "contributions_pretty",
                 )
@@ -117,9 +123,16 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(account_name=selectors.account_name_expression())
+
     @admin.display(description="property", ordering="property__code")
     def property_code(self, obj: AnomalyDetection) -> str:
         return obj.property.code
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyDetection) -> str:
+        return account_cell(name=obj.account_name, code=obj.account_code, where=obj.get_document_type_display())
 
     @admin.display(description="period", ordering="period__ordinal")
     def period_label(self, obj: AnomalyDetection) -> str:
@@ -167,6 +180,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
                 model_admin=self,
                 changelist_filters=request.GET.get("_changelist_filters", ""),
             )
+            extra_context["subtitle"] = extra_context["review"]["heading"]
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     def feedback_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -192,7 +206,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
                 anomaly_id=detection.id,
                 user=request.user,
                 feedback_type=feedback_type,
-                notes=request.POST.get("notes", "").strip()[:2000],
+                notes=request.POST.get("notes", ""),
             )
         except ApplicationError as exc:
             details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())
@@ -201,7 +215,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
         done = format_html(
             '<a id="reviewed-link" href="{}">{} {} ({})</a> marked {}.',
             console.change_url(detection.id, filters),
-            detection.account_code,
+            console.account_label(detection),
             detection.period.label,
             detection.property.code,
             feedback.get_feedback_type_display().lower(),
@@ -242,10 +256,19 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
 
 @admin.register(AnomalyExplanation)
 class AnomalyExplanationAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
-    list_display = ("summary", "root_cause_type", "explanation_method", "computation_time_ms", "created_at")
+    list_display = ("account_display", "summary", "root_cause_type", "explanation_method", "created_at")
     list_filter = ("root_cause_type", "explanation_method")
-    search_fields = ("summary", "anomaly__account_code", "anomaly__property__code")
-    list_select_related = ("anomaly",)
+    search_fields = ("summary", "anomaly__account_code", "anomaly__line_item__account_name", "anomaly__property__code")
+    list_select_related = ("anomaly", "anomaly__property")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        names = selectors.account_name_expression(line_item="anomaly__line_item", account_code="anomaly__account_code")
+        return super().get_queryset(request).annotate(account_name=names)
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyExplanation) -> str:
+        return account_cell(name=obj.account_name, code=obj.anomaly.account_code, where=obj.anomaly.property.code)
+
     json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
     fields = (
         "anomaly",
@@ -268,7 +291,7 @@ class AnomalyFeedbackAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
         "property",
         "document_type",
         "period",
-        "account_code",
+        "account_display",
         "field_value",
         "feedback_type",
         "user",
@@ -279,6 +302,15 @@ class AnomalyFeedbackAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     search_fields = ("account_code", "property__code", "notes")
     list_select_related = ("property", "period", "user")
     json_fields = ("business_context",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        names = selectors.account_name_expression(line_item="anomaly__line_item")
+        return super().get_queryset(request).annotate(account_name=names)
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyFeedback) -> str:
+        return account_cell(name=obj.account_name, code=obj.account_code, where=obj.get_document_type_display())
+
     fields = (
         "anomaly",
         "user",

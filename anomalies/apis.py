@@ -19,6 +19,8 @@ from kernel.permissions import ReadOrRequiredPermission
 class AnomalyOutputSerializer(serializers.ModelSerializer):
     property_code = serializers.CharField(source="property.code")
     period = serializers.CharField(source="period.label")
+    account_name = serializers.CharField(read_only=True, help_text="the line's name on its statement")
+    document_type_label = serializers.CharField(source="get_document_type_display", read_only=True)
 
     class Meta:
         model = AnomalyDetection
@@ -28,8 +30,10 @@ class AnomalyOutputSerializer(serializers.ModelSerializer):
             "property_code",
             "document_id",
             "document_type",
+            "document_type_label",
             "period",
             "account_code",
+            "account_name",
             "line_item_id",
             "field_value",
             "expected_value",
@@ -118,7 +122,9 @@ class AnomalyDetailApi(generics.RetrieveAPIView):
 
 class FeedbackInputSerializer(serializers.Serializer):
     feedback_type = serializers.ChoiceField(choices=FeedbackType.choices)
-    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    notes = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=services.FEEDBACK_NOTES_MAX_LENGTH
+    )
     feedback_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     business_context = serializers.DictField(required=False, allow_null=True)
 

@@ -108,7 +108,7 @@ class AnomalyDetection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.account_code} {self.document_type} score {self.anomaly_score:.0f}"
+        return f"{self.account_code} {self.get_document_type_display()} score {self.anomaly_score:.0f}"
 
 
 class AnomalyExplanation(models.Model):
@@ -163,8 +163,14 @@ class AnomalyFeedback(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
     business_context = models.JSONField(default=dict, blank=True)
-    learned_applied = models.BooleanField(default=False)
-    similar_anomalies_suppressed = models.PositiveIntegerField(default=0)
+    # What the model said when the verdict was given: later passes generalise the verdict to
+    # lines with the same kind of evidence, no stronger (anomalies.detection.verdicts).
+    anomaly_type = models.CharField(max_length=30, choices=AnomalyType.choices, blank=True)
+    model_score = models.FloatField(null=True, blank=True, help_text="the model's score (0-100) the analyst saw")
+    learned_applied = models.BooleanField(default=False, help_text="a pass has applied this verdict")
+    similar_anomalies_suppressed = models.PositiveIntegerField(
+        default=0, help_text="other lines this verdict quieted or suppressed in the latest pass"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -187,7 +193,7 @@ class AnomalyFeedback(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.feedback_type} {self.account_code}"
+        return f"{self.get_feedback_type_display()} {self.account_code}"
 
 
 class CrossPropertyBenchmark(models.Model):
@@ -219,6 +225,14 @@ class CrossPropertyBenchmark(models.Model):
         return f"{self.account_code} {self.property_group} {self.benchmark_period}"
 
 
+class SelectionSource(models.TextChoices):
+    """Where a selection's candidates came from."""
+
+    LLM = "llm", "LLM (asked in this pass)"
+    CACHE = "cache", "LLM (cached answer for the same profile)"
+    RULES = "rules", "PyOD's routing rules"
+
+
 class ModelSelectionLog(models.Model):
     property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="model_selections")
     document_type = models.CharField(max_length=30, choices=DocumentType.choices, blank=True)
@@ -228,7 +242,7 @@ class ModelSelectionLog(models.Model):
     llm_recommended_models = models.JSONField(null=True, blank=True)
     llm_error = models.CharField(max_length=300, blank=True)
     selected_model = models.CharField(max_length=60, db_index=True)
-    selection_source = models.CharField(max_length=10, default="rules")
+    selection_source = models.CharField(max_length=10, choices=SelectionSource.choices, default=SelectionSource.RULES)
     selection_reasoning = models.TextField(blank=True)
     cross_validation_score = models.FloatField(null=True, blank=True)
     actual_precision = models.FloatField(null=True, blank=True)

@@ -176,7 +176,7 @@ class BatchReprocessingJobAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, ad
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                job = services.submit_batch_job(
+                job = services.job_submit(
                     job_name=data["job_name"],
                     property_ids=[p.pk for p in data["properties"]],
                     date_range_start=data["date_range_start"],
@@ -211,7 +211,7 @@ class BatchReprocessingJobAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, ad
         cancelled, refused = 0, []
         for job in queryset:
             try:
-                services.cancel_job(job=job)
+                services.job_cancel(job=job)
                 cancelled += 1
             except ConflictError as exc:
                 refused.append(exc.message)

@@ -98,7 +98,7 @@ class BatchJobCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = BatchJobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.submit_batch_job(**data.validated_data, initiated_by=request.user)
+        job = services.job_submit(**data.validated_data, initiated_by=request.user)
         return Response(BatchJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -126,6 +126,6 @@ class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        job = services.cancel_job(job=self.get_object())
+        job = services.job_cancel(job=self.get_object())
         job.refresh_from_db()
         return Response(BatchJobSerializer(job).data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.db.models import Count
 
@@ -52,21 +53,34 @@ def processor_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+class DetectionOutcome(Protocol):
+    """One document's outcome as the anomalies app's detection service reports it."""
+
+    status: str
+    reason: str
+    anomalies: int
+    by_severity: Mapping[str, int]
+
+
+class DetectionRun(Protocol):
+    per_document: Mapping[int, DetectionOutcome]
+
+
 @register_processor("detect_anomalies")
 def detect_anomalies(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
     # Imported here: the anomalies app imports heavy numeric libraries we do not need at start-up.
     from anomalies.services import documents_detect
 
-    summary = documents_detect(document_ids=list(document_ids))
-    results: dict[int, DocumentResult] = {}
-    for document_id, outcome in summary.per_document.items():
-        results[int(document_id)] = DocumentResult(
-            status=str(outcome.status),
-            reason=str(getattr(outcome, "reason", "") or ""),
-            anomalies=int(getattr(outcome, "anomalies", 0) or 0),
-            by_severity={str(k): int(v) for k, v in (getattr(outcome, "by_severity", None) or {}).items()},
+    run: DetectionRun = documents_detect(document_ids=list(document_ids))
+    return {
+        int(document_id): DocumentResult(
+            status=outcome.status,
+            reason=outcome.reason,
+            anomalies=outcome.anomalies,
+            by_severity=dict(outcome.by_severity),
         )
-    return results
+        for document_id, outcome in run.per_document.items()
+    }
 
 
 @register_processor("check_documents")

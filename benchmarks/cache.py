@@ -75,7 +75,7 @@ def micro(property_id: int, n_series: int) -> None:
     from anomalies.detection.table import build_panel
 
     t0 = time.perf_counter()
-    inp = selectors.detection_input_for_properties(property_ids=[property_id])
+    inp = selectors.property_lines_get(property_id=property_id)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     panel = build_panel(inp.table)

@@ -8,12 +8,14 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from anomalies.models import AnomalyDetection, DetectionStatus
 from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.forms import ImportDocumentsForm
 from documents.models import (
@@ -27,7 +29,7 @@ from documents.models import (
     Property,
 )
 from documents.portfolios import portfolio_assign, portfolio_grant_set
-from documents.services import UploadedSource, documents_import
+from documents.services import DocumentImportError, UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
 from kernel.admin_utils import ReadOnlyAdmin
 from kernel.exceptions import ApplicationError
@@ -41,9 +43,25 @@ class ImportThrottled(ApplicationError):
     status_code = 429
 
 
+def _count_of(rows: QuerySet) -> Coalesce:
+    """The number of ``rows`` (a queryset filtered on an OuterRef) as a scalar subquery."""
+    counted = rows.order_by().values("property").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
 @admin.register(Property)
 class PropertyAdmin(PortfolioScopedAdminMixin, admin.ModelAdmin):
-    list_display = ("code", "name", "portfolio", "property_type", "area_sqft", "address", "document_count", "updated_at")
+    list_display = (
+        "code",
+        "name",
+        "portfolio",
+        "property_type",
+        "area_sqft",
+        "address",
+        "document_count",
+        "open_anomaly_count",
+        "updated_at",
+    )
     list_filter = ("property_type", ("portfolio", admin.RelatedOnlyFieldListFilter))
     search_fields = ("code", "name", "address")
     readonly_fields = ("code", "created_at", "updated_at")
@@ -53,7 +71,24 @@ class PropertyAdmin(PortfolioScopedAdminMixin, admin.ModelAdmin):
         return (*self.readonly_fields, "portfolio")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(_documents=Count("documents", filter=Q(documents__is_latest=True)))
+        # Counted in subqueries: two Counts over two joins would multiply each other.
+        latest = DocumentUpload.objects.filter(property=OuterRef("pk"), is_latest=True)
+        open_anomalies = AnomalyDetection.objects.filter(
+            property=OuterRef("pk"), is_anomaly=True, status=DetectionStatus.OPEN
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _documents=_count_of(latest),
+                _open_anomalies=_count_of(open_anomalies),
+            )
+        )
+
+    @admin.display(description="open anomalies", ordering="_open_anomalies")
+    def open_anomaly_count(self, obj: Property) -> HttpResponse:
+        url = reverse("admin:anomalies_anomalydetection_changelist") + f"?property__id__exact={obj.pk}&status__exact=open"
+        return format_html('<a href="{}">{}</a>', url, obj._open_anomalies)
 
     @admin.display(description="documents (latest)", ordering="_documents")
     def document_count(self, obj: Property) -> HttpResponse:
@@ -198,6 +233,7 @@ class DocumentUploadAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
             raise PermissionDenied
         summary = None
         error = None
+        error_lines: list[str] = []
         if request.method == "POST":
             # The API's import rate applies here too (same scope, same per-user history).
             throttle = DocumentImportThrottle()
@@ -226,6 +262,7 @@ class DocumentUploadAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
                     files=[UploadedSource.from_file(f) for f in data["files"]],
                     uploaded_by=request.user,
                     channel="admin",
+                    detect=data["detect"],
                     overrides={
                         "property_code": data["property_code"] or None,
                         "document_type": data["document_type"] or None,
@@ -234,6 +271,8 @@ class DocumentUploadAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
                 )
             except UploadTooLarge as exc:
                 return self._import_refused(request, exc, form=form)
+            except DocumentImportError as exc:
+                error, error_lines = exc.message, exc.lines
             except ApplicationError as exc:
                 error = exc.message
                 messages.error(request, exc.message)
@@ -247,6 +286,7 @@ class DocumentUploadAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
             "form": form,
             "summary": summary,
             "error": error,
+            "error_lines": error_lines,
         }
         return TemplateResponse(request, "admin/documents/documentupload/import_form.html", context)
 

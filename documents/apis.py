@@ -60,6 +60,11 @@ class ImportSummarySerializer(serializers.Serializer):
     document_ids = serializers.ListField(child=serializers.IntegerField())
     new_document_ids = serializers.ListField(child=serializers.IntegerField())
     changed_document_ids = serializers.ListField(child=serializers.IntegerField())
+    detection_requested = serializers.BooleanField()
+    detection_tasks = serializers.IntegerField(help_text="detect_documents tasks queued on the anomaly queue")
+    detection_documents = serializers.IntegerField()
+    detection_error = serializers.CharField(allow_blank=True)
+    detection = serializers.CharField(help_text="what happened to detection, in words")
 
 
 class DocumentListApi(APIView):
@@ -72,6 +77,9 @@ class DocumentListApi(APIView):
         property = serializers.RegexField(r"^[A-Za-z0-9_-]{1,20}$", required=False, allow_blank=True)
         document_type = serializers.ChoiceField(choices=DocumentType.choices, required=False, allow_blank=True)
         period = serializers.CharField(required=False, allow_blank=True, validators=[PERIOD_VALIDATOR])
+        detect = serializers.BooleanField(
+            required=False, default=True, help_text="false: do not queue detection of the imported documents"
+        )
 
     pagination_class = StrictPageNumberPagination  # also tells the schema that the list is paginated
 
@@ -126,8 +134,11 @@ class DocumentListApi(APIView):
             413: ErrorSerializer,
             429: ErrorSerializer,
         },
-        description="Import statement files through the same service as `import_documents`. A bad file "
-        "answers 400 with the one-line reason (file, row, column) in `detail` and `file`; nothing is written. "
+        description="Import statement files through the same service as `import_documents`. Every file is "
+        "validated first: any error answers 400 with every error of the call in `file` (up to 100, then "
+        "'and N more'), each `file: row R, column C: reason`, and `detail` the count (or the error when there "
+        "is one); nothing is written. A successful import queues detection of the documents it created or "
+        "changed on the anomaly queue (`detection` says so); `detect=false` skips it. "
         "Uploads larger than MAX_UPLOAD_SIZE_MB together answer 413, and more than THROTTLE_DOCUMENT_IMPORT "
         "uploads per user answer 429 (Retry-After says when to try again); neither writes anything.",
     )
@@ -136,7 +147,9 @@ class DocumentListApi(APIView):
         check_files_size(files)
         if not files:
             raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
-        data = {key: request.data.get(key) for key in ("property", "document_type", "period") if key in request.data}
+        data = {
+            key: request.data.get(key) for key in ("property", "document_type", "period", "detect") if key in request.data
+        }
         serializer = self.InputSerializer(data={**data, "file": files})
         serializer.is_valid(raise_exception=True)
         options = serializer.validated_data
@@ -144,6 +157,7 @@ class DocumentListApi(APIView):
             files=[UploadedSource.from_file(uploaded) for uploaded in files],
             uploaded_by=request.user,
             channel="api",
+            detect=options["detect"],
             overrides={
                 "property_code": options.get("property") or None,
                 "document_type": options.get("document_type") or None,

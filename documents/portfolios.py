@@ -10,7 +10,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from documents.models import PORTFOLIO_CODE_PATTERN, Portfolio, PortfolioGrant, Property
+from documents.models import PORTFOLIO_CODE_PATTERN, Portfolio, PortfolioGrant, Property, default_portfolio_id
+from documents.parsing import CanonicalRow, ImportErrors, ImportFileError
+from documents.scoping import NOT_IN_PORTFOLIOS, granted_portfolio_ids, properties_visible_to, sees_everything
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 
@@ -59,3 +61,46 @@ def portfolio_grant_set(*, username: str, code: str, granted: bool = True) -> bo
         changed = PortfolioGrant.objects.filter(user=user, portfolio=portfolio).delete()[0] > 0
     log_event("portfolio_grant", user_id=user.pk, portfolio=portfolio.code, granted=granted, changed=changed)
     return changed
+
+
+# --- Imports: who may write which property -------------------------------------------------------
+
+
+def import_access_errors(*, files: Sequence[tuple[str, Sequence[CanonicalRow]]], user: Any | None) -> ImportErrors:
+    """The rows an uploader may not write, one line per property (its first row): an existing
+    property outside their portfolios, or a new one in a portfolio not granted to them. Commands
+    (no user) and superusers import anywhere. No line says whose a property is."""
+    errors = ImportErrors()
+    if user is None or sees_everything(user):
+        return errors
+    codes = {row.property_code for _, rows in files for row in rows}
+    existing = set(Property.objects.filter(code__in=codes).values_list("code", flat=True))
+    visible = set(properties_visible_to(user).filter(code__in=codes).values_list("code", flat=True))
+    granted = set(Portfolio.objects.filter(id__in=granted_portfolio_ids(user)).values_list("code", flat=True))
+    reported: set[str] = set()
+    for file_name, rows in files:
+        for row in rows:
+            if row.property_code in reported:
+                continue
+            if row.property_code in existing:
+                if row.property_code not in visible:
+                    errors.add(ImportFileError(file_name, row.row, "property_code", NOT_IN_PORTFOLIOS))
+                    reported.add(row.property_code)
+            elif not granted or (row.portfolio_code and row.portfolio_code not in granted):
+                errors.add(ImportFileError(file_name, row.row, "portfolio_code", "portfolio not in your portfolios"))
+                reported.add(row.property_code)
+    return errors
+
+
+def portfolio_for_new_property(portfolio_code: str, *, user: Any | None) -> int:
+    """Where a property first seen goes: the row's portfolio_code (created when missing: only
+    commands and superusers get this far with an unknown code), else the uploader's first granted
+    portfolio, else the default portfolio."""
+    if portfolio_code:
+        portfolio, _ = Portfolio.objects.get_or_create(code=portfolio_code, defaults={"name": portfolio_code})
+        return portfolio.pk
+    if user is not None and not sees_everything(user):
+        granted = Portfolio.objects.filter(id__in=granted_portfolio_ids(user)).order_by("code").first()
+        if granted is not None:
+            return granted.pk
+    return default_portfolio_id()

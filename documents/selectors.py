@@ -9,10 +9,9 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 
 from documents.filters import DocumentFilter
-from documents.models import DocumentUpload, LineItem, PDFFieldCoordinate, Property
+from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
 from documents.scoping import properties_visible_to
 from kernel.exceptions import ApplicationError
-from kernel.periods import ordinal_from_label
 
 
 def document_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[DocumentUpload]:
@@ -65,25 +64,37 @@ def document_get(*, document_id: int, user: Any) -> DocumentUpload | None:
 def documents_latest(
     *,
     property_ids: Iterable[int] | None = None,
-    property_codes: Iterable[str] | None = None,
     document_types: Iterable[str] | None = None,
-    period_from: str | None = None,
-    period_to: str | None = None,
+    period_from_ordinal: int | None = None,
+    period_to_ordinal: int | None = None,
+    extraction_statuses: Iterable[str] | None = None,
 ) -> QuerySet[DocumentUpload]:
-    """Latest versions, ordered by property, document type and period (the order detection
-    and batch chunks want)."""
-    queryset = DocumentUpload.objects.filter(is_latest=True).select_related("property", "period")
+    """The latest version of each document in scope, in chunk order (property, type, period, id).
+
+    The one "latest documents in scope" query of the project (detection runs, batch jobs). A
+    failed extraction holds no line to detect on, so it is out of scope unless its status is asked
+    for by name: ``extraction_statuses=None`` means every status but ``failed``. Period bounds are
+    FinancialPeriod ordinals, inclusive.
+    """
+    queryset = DocumentUpload.objects.filter(is_latest=True)
+    if extraction_statuses is None:
+        queryset = queryset.exclude(extraction_status=ExtractionStatus.FAILED)
+    else:
+        queryset = queryset.filter(extraction_status__in=list(extraction_statuses))
     if property_ids is not None:
         queryset = queryset.filter(property_id__in=list(property_ids))
-    if property_codes is not None:
-        queryset = queryset.filter(property__code__in=list(property_codes))
     if document_types is not None:
         queryset = queryset.filter(document_type__in=list(document_types))
-    if period_from:
-        queryset = queryset.filter(period__ordinal__gte=ordinal_from_label(period_from))
-    if period_to:
-        queryset = queryset.filter(period__ordinal__lte=ordinal_from_label(period_to))
-    return queryset.order_by("property_id", "document_type", "period__ordinal")
+    if period_from_ordinal is not None:
+        queryset = queryset.filter(period__ordinal__gte=period_from_ordinal)
+    if period_to_ordinal is not None:
+        queryset = queryset.filter(period__ordinal__lte=period_to_ordinal)
+    return queryset.order_by("property_id", "document_type", "period__ordinal", "id")
+
+
+def line_items_of_latest_documents() -> QuerySet[LineItem]:
+    """The lines of the latest, not failed, documents: what detection and the console read."""
+    return LineItem.objects.filter(document__is_latest=True).exclude(document__extraction_status=ExtractionStatus.FAILED)
 
 
 def line_item_list(*, document_ids: Iterable[int]) -> QuerySet[LineItem]:

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Q
 
 from anomalies.models import AnomalyDetection, DetectionStatus, Severity
+from anomalies.selectors import selection_source_counts
 from batch_jobs.models import JobStatus
 from batch_jobs.selectors import job_list
 from kernel.flags import FeatureFlags
@@ -36,6 +37,7 @@ def anomaly_counts(*, user: Any) -> dict[str, Any]:
 
 
 def properties_with_most_open_anomalies(*, user: Any, limit: int = 10) -> list[dict[str, Any]]:
+    """Ranked by open anomalies (what is left to review); critical, then high, break ties."""
     rows = (
         AnomalyDetection.objects.visible_to(user)
         .filter(is_anomaly=True, status=DetectionStatus.OPEN)
@@ -45,7 +47,7 @@ def properties_with_most_open_anomalies(*, user: Any, limit: int = 10) -> list[d
             critical=Count("id", filter=Q(severity=Severity.CRITICAL)),
             high=Count("id", filter=Q(severity=Severity.HIGH)),
         )
-        .order_by("-critical", "-high", "-open", "property__code")[:limit]
+        .order_by("-open", "-critical", "-high", "property__code")[:limit]
     )
     return list(rows)
 
@@ -58,5 +60,6 @@ def dashboard_context(*, user: Any) -> dict[str, Any]:
         "running_jobs": list(jobs.filter(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:10]),
         "recent_jobs": list(jobs.exclude(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:5]),
         "cache": model_cache_stats(),
+        "selection": selection_source_counts(user=user),
         "flags": FeatureFlags.describe(),
     }

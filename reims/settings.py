@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: the docs work offline
     "django_celery_results",
     "django_celery_beat",
     "reims",
@@ -239,6 +240,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Anomalies in a real-estate portfolio's financial statements.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ and /api/redoc/ load their scripts from our static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a "status" with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "DetectionStatusEnum": "anomalies.models.DetectionStatus",
@@ -282,6 +287,12 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process whose resident memory passes this after a task is replaced by a fresh one, so a
+# long job cannot grow a worker without bound (issue 16: <= 600 MB per process). In KiB.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 600_000)
+# On a broker connection loss running tasks go on: a chunk's completion is recorded by its row in
+# the database, not by the broker's ack, and the reaper re-sends what the broker lost.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -295,9 +306,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 # Each app declares its own schedule in <app>/beat.py (plain dicts, no models imported).
+from anomalies.beat import BEAT_SCHEDULE as _ANOMALIES_BEAT  # noqa: E402
 from batch_jobs.beat import BEAT_SCHEDULE as _BATCH_JOBS_BEAT  # noqa: E402
 from modelcache.beat import BEAT_SCHEDULE as _MODEL_CACHE_BEAT  # noqa: E402
 
+CELERY_BEAT_SCHEDULE.update(_ANOMALIES_BEAT)
 CELERY_BEAT_SCHEDULE.update(_BATCH_JOBS_BEAT)
 CELERY_BEAT_SCHEDULE.update(_MODEL_CACHE_BEAT)
 TASK_RESULT_RETENTION_DAYS = _positive_int("TASK_RESULT_RETENTION_DAYS", 14)
@@ -319,9 +332,16 @@ XAI_BACKGROUND_SAMPLES = _positive_int("XAI_BACKGROUND_SAMPLES", 100)
 BATCH_PROCESSING_CHUNK_SIZE = _positive_int("BATCH_PROCESSING_CHUNK_SIZE", 10)
 BATCH_PROCESSING_MAX_CONCURRENT = _positive_int("BATCH_PROCESSING_MAX_CONCURRENT", 3)
 BATCH_PROCESSING_TIMEOUT_MINUTES = _positive_int("BATCH_PROCESSING_TIMEOUT_MINUTES", 60)
-# A worker holds a chunk this long before the reaper may hand it to another worker; a chunk
-# delivered this many times (e.g. it kills its worker every time) is given up as failed.
-BATCH_PROCESSING_LEASE_SECONDS = _positive_int("BATCH_PROCESSING_LEASE_SECONDS", 900)
+# A leased chunk stays held this long without a heartbeat before the reaper (every 15 s) may hand
+# it to another worker; a running chunk renews its lease every HEARTBEAT seconds, however long it
+# runs. A chunk delivered MAX_CHUNK_ATTEMPTS times (e.g. it kills its worker every time) fails.
+BATCH_PROCESSING_LEASE_SECONDS = _positive_int("BATCH_PROCESSING_LEASE_SECONDS", 20)
+BATCH_PROCESSING_HEARTBEAT_SECONDS = _positive_int("BATCH_PROCESSING_HEARTBEAT_SECONDS", 5)
+if BATCH_PROCESSING_HEARTBEAT_SECONDS >= BATCH_PROCESSING_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"BATCH_PROCESSING_HEARTBEAT_SECONDS={BATCH_PROCESSING_HEARTBEAT_SECONDS} must be below "
+        f"BATCH_PROCESSING_LEASE_SECONDS={BATCH_PROCESSING_LEASE_SECONDS}, or live chunks lose their lease"
+    )
 BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS = _positive_int("BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS", 3)
 LAYOUTLM_MODEL_PATH = env.str("LAYOUTLM_MODEL_PATH", default="")
 LAYOUTLM_CONFIDENCE_THRESHOLD = _fraction("LAYOUTLM_CONFIDENCE_THRESHOLD", 0.75)

@@ -7,14 +7,14 @@ a management fee that is a fixed share of revenue.  Which quantities agree is *d
 property from its own history (no account list is hard-coded):
 
 * quantities: every line's amount and its month-over-month change, every total's amount and
-  change, and the signed combinations of a document's top-level class totals (revenue minus
-  expense classes, ...);
+  change, and the signed combinations of a document's top-level blocks of lines (revenue minus
+  expenses, ...), as learned by :mod:`.structure` (no account code is read);
 * an identity is ``a = c * b`` (c constant per pair, usually +-1) that holds to the cent (plus a
   1e-4 relative rounding allowance) in at least 75 % of the informative months (months where
   one side is non-zero), over quantities that take at least four distinct values, between
   quantities that share no line (a total and its own lines agree by construction and prove
   nothing);
-* the balance sheet identity assets = liabilities + equity is added as a known identity.
+* the identities learned between a statement's totals (assets = liabilities + equity) are added.
 
 A keying error hits one document, so it *breaks* each identity its line is part of, by exactly
 its size ``D``.  The break is attributed to the line whose correction ``x - D / w`` either undoes
@@ -26,15 +26,15 @@ independently prepared document: an unusual amount there is a real event, not an
 from __future__ import annotations
 
 import itertools
-import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
 from .features import PATTERN_DECIMAL, PATTERN_DUPLICATE, PATTERN_MISSING, PATTERN_NONE, PATTERN_SIGN, SeriesContext
-from .table import BoolArray, FloatArray, LineTable
+from .structure import LearnedStatement, coverage
+from .table import BoolArray, FloatArray
 
-TOTAL_CODE = re.compile(r"^(\d{4})-\d{4}$")
 ABS_TOL = 0.03  # cents of rounding per side
 REL_TOL = 1e-4
 MIN_INFORMATIVE = 6
@@ -87,7 +87,8 @@ class _Quantity:
     direct: bool  # a single line's amount or change (confirmable)
 
 
-def reconcile(table: LineTable, ctx: SeriesContext) -> Reconciliation:
+def reconcile(ctx: SeriesContext, learned: dict[tuple[int, str], LearnedStatement] | None = None) -> Reconciliation:
+    """Identities discovered per property; ``learned`` gives its statements' learned totals."""
     panel = ctx.panel
     shape = panel.values.shape
     confirmed = np.zeros(shape, dtype=bool)
@@ -99,19 +100,21 @@ def reconcile(table: LineTable, ctx: SeriesContext) -> Reconciliation:
         return Reconciliation(confirmed, blamed, signature, corrected, 0, level, np.full(shape, np.inf))
     # An absent line in a delivered document is an amount of 0 in that document's sums.
     filled = np.where(np.isfinite(panel.values), panel.values, np.where(panel.document_present, 0.0, np.nan))
-    totals = _totals(table, panel)
+    by_property: dict[int, list[LearnedStatement]] = defaultdict(list)
+    for (pid, _), statement in (learned or {}).items():
+        by_property[pid].append(statement)
     n_found = 0
     best_fit = np.full(shape, np.inf)
     work = []
     for pid in np.unique(panel.property_ids):
         members = np.flatnonzero(panel.property_ids == pid)
-        quantities = _quantities(panel, filled, members, totals.get(int(pid), []))
+        quantities = _quantities(panel, filled, members, by_property[int(pid)])
         identities = _discover(quantities)
         n_found += len(identities)
         for i, j, c, holds, informative in identities:
             _confirm(quantities[i], quantities[j], holds, informative, confirmed)
             work.append((quantities[i], quantities[j], c, holds, informative))
-        for q_a, q_b in _balance_identities(panel, filled, members):
+        for q_a, q_b in _learned_identities(panel, filled, members, by_property[int(pid)]):
             holds, informative = _holds(q_a.values, q_b.values, 1.0)
             work.append((q_a, q_b, 1.0, holds, informative))
     # Triangulation: a cell that another identity confirms is not the one that broke this one.
@@ -120,29 +123,7 @@ def reconcile(table: LineTable, ctx: SeriesContext) -> Reconciliation:
     return Reconciliation(confirmed, blamed, signature, corrected, n_found, level, best_fit)
 
 
-def _totals(table: LineTable, panel) -> dict[int, list[tuple[str, str, FloatArray]]]:
-    """Per property: (document_type, account_code, amounts over the panel's periods) of totals."""
-    out: dict[int, dict[tuple[str, str], FloatArray]] = {}
-    for r in np.flatnonzero(table.is_total):
-        code = str(table.account_codes[r])
-        if not TOTAL_CODE.match(code.strip()):
-            continue
-        t = int(table.periods[r]) - panel.period0
-        if not 0 <= t < panel.n_periods or not np.isfinite(table.amounts[r]):
-            continue
-        by_doc = out.setdefault(int(table.property_ids[r]), {})
-        key = (str(table.document_types[r]), code)
-        if key not in by_doc:
-            by_doc[key] = np.full(panel.n_periods, np.nan)
-        by_doc[key][t] = float(table.amounts[r])
-    return {p: [(d, c, v) for (d, c), v in sorted(docs.items(), key=lambda kv: kv[0])] for p, docs in out.items()}
-
-
-def _prefix(code: str) -> str:
-    return TOTAL_CODE.match(code.strip()).group(1).rstrip("9")  # type: ignore[union-attr]
-
-
-def _quantities(panel, filled: FloatArray, members: np.ndarray, totals) -> list[_Quantity]:
+def _quantities(panel, filled: FloatArray, members: np.ndarray, learned: list[LearnedStatement]) -> list[_Quantity]:
     out: list[_Quantity] = []
 
     def add(values: FloatArray, terms: list[tuple[int, float]], direct: bool, stock: bool) -> None:
@@ -155,27 +136,38 @@ def _quantities(panel, filled: FloatArray, members: np.ndarray, totals) -> list[
 
     for s in members:
         add(filled[s], [(int(s), 1.0)], True, str(panel.document_types[s]) in STOCK_DOCUMENTS)
-    codes = {int(s): str(panel.account_codes[s]) for s in members}
-    docs = {int(s): str(panel.document_types[s]) for s in members}
-    top: dict[str, list[tuple[list[tuple[int, float]], FloatArray]]] = {}
-    for doc, code, values in totals:
-        prefix = _prefix(code)
-        covered = [(s, 1.0) for s in codes if docs[s] == doc and codes[s].startswith(prefix)]
-        if not covered:
+    for statement in learned:
+        doc = statement.statement.document_type
+        series = {str(panel.account_codes[s]): int(s) for s in members if str(panel.document_types[s]) == doc}
+        totals, _ = coverage(statement)
+        top: list[tuple[list[tuple[int, float]], FloatArray]] = []
+        blocks = [frozenset(t.lines) for t in totals if t.is_block]
+        for total in totals:
+            covered = [(series[c], w) for c, w in total.lines.items() if c in series]
+            if not covered:
+                continue
+            values = _on_panel(panel, total.periods, total.amounts)
+            add(values, covered, False, doc in STOCK_DOCUMENTS)
+            # Top-level blocks (no other block contains their lines) combine into signed sums
+            # (revenue - expenses = net income) when the statement has no total for them.
+            if total.is_block and not any(frozenset(total.lines) < other for other in blocks):
+                top.append((covered, values))
+        if not 2 <= len(top) <= MAX_TOP_TOTALS:
             continue
-        add(values, covered, False, doc in STOCK_DOCUMENTS)
-        if len(prefix) == 1:
-            top.setdefault(doc, []).append((covered, values))
-    # Signed combinations of a document's class totals (revenue - expenses = net income).
-    for parts in top.values():
-        if not 2 <= len(parts) <= MAX_TOP_TOTALS:
-            continue
-        for signs in itertools.product((1.0, -1.0), repeat=len(parts) - 1):
+        for signs in itertools.product((1.0, -1.0), repeat=len(top) - 1):
             signs = (1.0, *signs)
-            values = sum(sg * v for sg, (_, v) in zip(signs, parts, strict=True))
-            terms = [(s, sg * w) for sg, (cov, _) in zip(signs, parts, strict=True) for s, w in cov]
+            values = sum(sg * v for sg, (_, v) in zip(signs, top, strict=True))
+            terms = [(s, sg * w) for sg, (cov, _) in zip(signs, top, strict=True) for s, w in cov]
             out.append(_Quantity(values, [(s, 0, w) for s, w in terms], frozenset(s for s, _ in terms), False))
     return out
+
+
+def _on_panel(panel, periods: np.ndarray, amounts: FloatArray) -> FloatArray:
+    values = np.full(panel.n_periods, np.nan)
+    t = periods - panel.period0
+    inside = (t >= 0) & (t < panel.n_periods)
+    values[t[inside]] = amounts[inside]
+    return values
 
 
 def _holds(a: FloatArray, b: FloatArray, c: float | FloatArray) -> tuple[np.ndarray, np.ndarray]:
@@ -434,6 +426,7 @@ def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float, lasting: 
     # Missing: nothing posted where the series expects a material amount of this sign.
     if (
         abs(x) <= ABS_TOL
+        and not ctx.quiet_empty[s, t]
         and np.isfinite(expected)
         and abs(expected) >= 0.25 * float(ctx.typical[s])
         and x_new * expected > 0
@@ -449,16 +442,20 @@ def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float, lasting: 
     return NO_EXPLANATION, np.inf
 
 
-def _balance_identities(panel, filled: FloatArray, members: np.ndarray):
-    """Assets = liabilities + equity on each balance sheet, over its detail lines."""
-    bs = [int(s) for s in members if str(panel.document_types[s]) == "balance_sheet"]
-    assets = [s for s in bs if str(panel.account_codes[s]).startswith("1")]
-    claims = [s for s in bs if str(panel.account_codes[s])[:1] in ("2", "3")]
-    if not assets or not claims:
-        return []
+def _learned_identities(panel, filled: FloatArray, members: np.ndarray, learned: list[LearnedStatement]):
+    """The identities learned between a statement's totals (assets = liabilities + equity), over
+    their detail lines."""
+    out = []
+    for statement in learned:
+        doc = statement.statement.document_type
+        series = {str(panel.account_codes[s]): int(s) for s in members if str(panel.document_types[s]) == doc}
+        for left, right in coverage(statement)[1]:
+            sides = [[(series[c], w) for c, w in side.items() if c in series] for side in (left, right)]
+            if all(sides) and len(sides[0]) == len(left) and len(sides[1]) == len(right):
+                out.append(tuple(_weighted(filled, side) for side in sides))
+    return out
 
-    def q(lines: list[int]) -> _Quantity:
-        values = np.sum(filled[lines], axis=0)
-        return _Quantity(values, [(s, 0, 1.0) for s in lines], frozenset(lines), False)
 
-    return [(q(assets), q(claims))]
+def _weighted(filled: FloatArray, terms: list[tuple[int, float]]) -> _Quantity:
+    values = np.sum([w * filled[s] for s, w in terms], axis=0)
+    return _Quantity(values, [(s, 0, w) for s, w in terms], frozenset(s for s, _ in terms), False)

@@ -3,9 +3,11 @@
 1. :func:`rule_candidates` evaluates PyOD's own ``routing_rules`` on the data characteristics
    (as ``ADEngine.plan_detection`` does) and keeps the top 3 detectors that are available here
    and cheap enough to fit per series.
-2. When an :class:`LLMConfig` is given, the same characteristics and the available catalogue go to
-   an OpenAI-compatible chat endpoint that must answer ``{"models": [...], "reasoning": "..."}``.
-   Names are validated against the catalogue; any failure falls back to the rules, recording why.
+2. When an :class:`LLMConfig` is given, the seed's prompt (DESIGN.md section 12), filled with the
+   series' rounded characteristics and the available catalogue, goes to an OpenAI-compatible chat
+   endpoint, once per distinct profile (cached).  Any answer shape real models give is read (a
+   list, or an object holding one; the name under "algorithm"/"name"/"model" in any case, or a
+   full name such as "Isolation Forest"); any failure falls back to the rules, recording why.
 3. :func:`cross_validate_candidates` fits each candidate on the series' own history and measures
    how well it ranks injected synthetic errors (decimal shift, sign flip, spike, x2) above the
    real rows (an AUC); the best one is selected.
@@ -14,7 +16,10 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -48,12 +53,12 @@ class LLMConfig:
 class ModelSelection:
     characteristics: dict[str, Any]
     rule_candidates: list[str]
-    llm_recommended: list[str] | None
+    llm_recommended: list[dict[str, Any]] | None  # every recommendation with its four fields
     llm_error: str | None
     selected_model: str
     selection_reasoning: str
     cross_validation_score: float | None
-    source: str  # 'rules' | 'llm'
+    source: str  # 'rules' | 'llm' | 'cache' (the LLM's answer for the same profile, asked earlier)
     candidate_scores: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,56 +150,191 @@ def rule_candidates(
     return names, "; ".join(reasons)
 
 
-def build_llm_prompt(characteristics: dict[str, Any], catalogue: list[AlgorithmInfo]) -> str:
-    lines = [
-        "You choose outlier detectors for one monthly series of a real-estate financial statement.",
-        "Each row is one month; features are amount level, changes, seasonal and local residuals,",
-        "decimal-shift and sign signals, revenue share and peer distance.",
-        "Data characteristics (JSON):",
-        json.dumps(characteristics, sort_keys=True, default=float),
-        "Available PyOD detectors (name | family | cost | best for):",
-    ]
-    lines += [f"- {a.name} | {a.family} | {a.cost} | {a.best_for}" for a in catalogue]
-    lines.append(
-        'Answer with JSON only: {"models": [three names from the list, best first], "reasoning": "one or two sentences"}'
-    )
-    return "\n".join(lines)
+# The seed's prompt, as written (DESIGN.md section 12).
+PROMPT_TEMPLATE = """Given the following data characteristics:
+- Sample size: {sample_size}
+- Features: {feature_count}
+- Seasonality detected: {has_seasonality}
+- Trend detected: {has_trend}
+- Distribution: {distribution_type}
+- Volatility: {volatility_level}
+
+Recommend the top 3 PyOD anomaly detection algorithms from this list:
+{available_algorithms}
+
+For each recommendation, provide:
+1. Algorithm name
+2. Why it's suitable for this data
+3. Expected performance
+4. Computational cost
+
+Format as JSON."""
+
+# Keys real models use for the four fields of a recommendation (compared case-insensitively).
+NAME_KEYS = ("algorithm", "name", "model", "algorithm_name", "algorithm name", "detector")
+FIELD_KEYS = {
+    "reason": ("why", "reason", "suitab", "rationale", "justification"),
+    "expected_performance": ("perform",),
+    "computational_cost": ("cost", "complexity"),
+}
+LLM_CACHE_SIZE = 1024
+_llm_cache: OrderedDict[tuple[Any, ...], LLMAnswer] = OrderedDict()
+_llm_cache_lock = threading.Lock()
 
 
-def ask_llm(characteristics: dict[str, Any], llm: LLMConfig) -> tuple[list[str], str]:
-    """Ask the LLM for three detectors; raise ValueError/openai errors on any failure."""
-    import openai
+@dataclass(frozen=True)
+class LLMAnswer:
+    """One LLM consultation for a profile: its recommendations, or why its answer was discarded."""
 
-    catalogue = [a for a in runnable_tabular(MAX_COST) if a.name in fast_fitting()]
-    allowed = {a.name for a in catalogue}
-    client = openai.OpenAI(api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout_seconds, max_retries=0)
-    response = client.chat.completions.create(
-        model=llm.model,
-        messages=[
-            {"role": "system", "content": "You are an anomaly-detection expert. Reply with JSON only."},
-            {"role": "user", "content": build_llm_prompt(characteristics, catalogue)},
-        ],
-        response_format={"type": "json_object"},
-        temperature=0,
-    )
-    content = response.choices[0].message.content or ""
+    recommendations: tuple[dict[str, Any], ...]  # all four fields each, names as given
+    models: tuple[str, ...]  # the recommended names available here, best first
+    reasoning: str
+    error: str | None
+
+
+def llm_profile(characteristics: dict[str, Any]) -> dict[str, Any]:
+    """The template's six fields, rounded so that similar series share one profile (and one call)."""
+    n = int(characteristics.get("n_samples", 0) or 0)
+    slope = abs(float(characteristics.get("trend_slope_pct", 0.0) or 0.0))
+    skew = abs(float(characteristics.get("skewness", 0.0) or 0.0))
+    cv = float(characteristics.get("robust_cv", 0.0) or 0.0)
+    if float(characteristics.get("normality_p", 1.0) or 0.0) >= 0.05:
+        distribution = "approximately normal"
+    elif skew >= 1.0:
+        distribution = "skewed"
+    else:
+        distribution = "heavy-tailed"
+    return {
+        "sample_size": max(12, int(round(n / 12.0)) * 12),
+        "feature_count": int(characteristics.get("n_features", 0) or 0),
+        "has_seasonality": bool(float(characteristics.get("seasonality_strength", 0.0) or 0.0) >= 0.3),
+        "has_trend": bool(float(characteristics.get("trend_r2", 0.0) or 0.0) >= 0.5 and slope >= 0.5),
+        "distribution_type": distribution,
+        "volatility_level": "low" if cv < 0.05 else ("medium" if cv < 0.2 else "high"),
+    }
+
+
+def build_llm_prompt(profile: dict[str, Any], catalogue: list[AlgorithmInfo]) -> str:
+    algorithms = "\n".join(f"- {a.name} ({a.full_name})" for a in catalogue)
+    return PROMPT_TEMPLATE.format(**profile, available_algorithms=algorithms)
+
+
+def _normal(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def resolve_name(given: str, catalogue: list[AlgorithmInfo]) -> str | None:
+    """A catalogue name for what a model wrote: "ECOD", "ecod", "Isolation Forest", "HBOS (Histogram-based ...)"."""
+    candidates = [given, *re.findall(r"\(([^)]*)\)", given), re.sub(r"\(.*?\)", "", given)]
+    for text in candidates:
+        key = _normal(text)
+        if not key:
+            continue
+        for a in catalogue:
+            if key in (_normal(a.name), _normal(a.full_name)):
+                return a.name
+    return None
+
+
+def _recommendation_items(payload: Any) -> list[Any]:
+    """The list of recommendations in an answer: a list, or the list an object holds."""
+    if isinstance(payload, list):
+        return payload
+    if not isinstance(payload, dict):
+        raise ValueError(f"answer is a JSON {type(payload).__name__}, not a list or an object")
+    if any(k.lower() in NAME_KEYS for k in payload):
+        return [payload]  # a single recommendation
+    lists = [v for v in payload.values() if isinstance(v, list)]
+    if lists:
+        return next((v for v in lists if v), [])
+    nested = [v for v in payload.values() if isinstance(v, dict)]
+    if nested and all(any(k.lower() in NAME_KEYS for k in v) for v in nested):
+        return nested  # {"1": {...}, "2": {...}}
+    if len(nested) == 1:
+        return _recommendation_items(nested[0])
+    raise ValueError(f"answer holds no list of recommendations (keys: {', '.join(list(payload)[:6])})")
+
+
+def _field(item: dict[str, Any], needles: tuple[str, ...]) -> str:
+    for key, value in item.items():
+        if any(n in key.lower() for n in needles) and key.lower() not in NAME_KEYS:
+            return value if isinstance(value, str) else json.dumps(value)
+    return ""
+
+
+def parse_llm_answer(content: str, catalogue: list[AlgorithmInfo]) -> LLMAnswer:
+    """Recommendations (all four fields) and the available names of an answer; ValueError says why not."""
+    text = content.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.S)
+    if fenced:
+        text = fenced.group(1).strip()
     try:
-        payload = json.loads(content)
+        payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON from LLM: {exc.msg}") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("models"), list):
-        raise ValueError("LLM answer has no 'models' list")
-    names = [str(m) for m in payload["models"]]
-    unknown = [m for m in names if m not in allowed]
-    known = [m for m in names if m in allowed]
-    if unknown and not known:
-        raise ValueError(f"LLM recommended no available detector (unknown: {', '.join(unknown)})")
-    if not known:
+    items = _recommendation_items(payload)
+    recommendations: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"algorithm": item}
+        if not isinstance(item, dict):
+            continue
+        name = next((str(v) for k, v in item.items() if k.lower() in NAME_KEYS and isinstance(v, str)), "")
+        if not name:
+            continue
+        rec = {"algorithm": name, **{f: _field(item, needles) for f, needles in FIELD_KEYS.items()}}
+        rec["resolved"] = resolve_name(name, catalogue)
+        recommendations.append(rec)
+    if not recommendations:
         raise ValueError("LLM recommended an empty list")
-    reasoning = str(payload.get("reasoning", ""))
+    models = list(dict.fromkeys(r["resolved"] for r in recommendations if r["resolved"]))
+    unknown = [r["algorithm"] for r in recommendations if not r["resolved"]]
+    if not models:
+        raise ValueError(f"LLM recommended no available detector (unknown: {', '.join(unknown)})")
+    reasoning = "; ".join(f"{r['resolved']}: {r['reason']}" for r in recommendations if r["resolved"] and r["reason"])
     if unknown:
         reasoning += f" [ignored unknown or unavailable: {', '.join(unknown)}]"
-    return known[:TOP_K], reasoning
+    return LLMAnswer(tuple(recommendations), tuple(models[:TOP_K]), reasoning, None)
+
+
+def ask_llm(characteristics: dict[str, Any], llm: LLMConfig) -> tuple[LLMAnswer, bool]:
+    """The LLM's answer for this series' rounded profile: (answer, from_cache).
+
+    One call per distinct profile (per endpoint and model), kept for the life of the process, a
+    failure as well as a success: a pass over 1,400 series makes a few tens of calls, and a dead
+    endpoint costs one timeout per profile, not one per series.
+    """
+    catalogue = [a for a in runnable_tabular(MAX_COST) if a.name in fast_fitting()]
+    profile = llm_profile(characteristics)
+    key = (llm.base_url, llm.model, tuple(sorted(profile.items())))
+    with _llm_cache_lock:
+        if key in _llm_cache:
+            _llm_cache.move_to_end(key)
+            return _llm_cache[key], True
+    started = time.perf_counter()
+    try:
+        answer = parse_llm_answer(_chat(build_llm_prompt(profile, catalogue), llm), catalogue)
+    except Exception as exc:  # noqa: BLE001 - every failure falls back to the rules, with the reason kept
+        error = f"{type(exc).__name__}: {exc}"[:240]
+        answer = LLMAnswer((), (), "", f"{error} (after {time.perf_counter() - started:.1f}s; fell back to rules)")
+    with _llm_cache_lock:
+        _llm_cache[key] = answer
+        while len(_llm_cache) > LLM_CACHE_SIZE:
+            _llm_cache.popitem(last=False)
+    return answer, False
+
+
+def clear_llm_cache() -> None:
+    with _llm_cache_lock:
+        _llm_cache.clear()
+
+
+def _chat(prompt: str, llm: LLMConfig) -> str:
+    import openai
+
+    client = openai.OpenAI(api_key=llm.api_key, base_url=llm.base_url, timeout=llm.timeout_seconds, max_retries=0)
+    response = client.chat.completions.create(model=llm.model, messages=[{"role": "user", "content": prompt}], temperature=0)
+    return response.choices[0].message.content or ""
 
 
 def select_optimal_model_llm(
@@ -208,17 +348,19 @@ def select_optimal_model_llm(
     """Rules propose, the LLM (if configured) re-ranks, cross-validation on the history decides."""
     rules, rule_reason = rule_candidates(characteristics)
     llm_models: list[str] | None = None
+    recommendations: list[dict[str, Any]] | None = None
     llm_error: str | None = None
     llm_reason = ""
+    from_cache = False
     if llm is not None:
-        started = time.perf_counter()
-        try:
-            llm_models, llm_reason = ask_llm(characteristics, llm)
-        except Exception as exc:  # noqa: BLE001 - every failure falls back to the rules
-            llm_error = f"{type(exc).__name__}: {exc}"[:500]
-            llm_error += f" (after {time.perf_counter() - started:.1f}s; fell back to rules)"
+        answer, from_cache = ask_llm(characteristics, llm)
+        if answer.error is None:
+            llm_models, llm_reason = list(answer.models), answer.reasoning
+            recommendations = [dict(r) for r in answer.recommendations]
+        else:
+            llm_error = ("cached: " if from_cache else "") + answer.error
     candidates = llm_models if llm_models else rules
-    source = "llm" if llm_models else "rules"
+    source = ("cache" if from_cache else "llm") if llm_models else "rules"
     scores: dict[str, float] = {}
     if x_history is not None and x_anomalies is not None and len(x_history) >= 4:
         scores = cross_validate_candidates(x_history, candidates, seed, x_anomalies=x_anomalies)
@@ -235,13 +377,13 @@ def select_optimal_model_llm(
         cv: float | None = scores.get(selected)
     else:
         selected, cv = candidates[0], None
-    reason = f"LLM: {llm_reason}" if source == "llm" else f"Rules: {rule_reason}"
+    reason = f"LLM: {llm_reason}" if llm_models else f"Rules: {rule_reason}"
     if scores:
         reason += "; cross-validation AUC " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items())
     return ModelSelection(
         characteristics=characteristics,
         rule_candidates=rules,
-        llm_recommended=llm_models,
+        llm_recommended=recommendations,
         llm_error=llm_error,
         selected_model=selected,
         selection_reasoning=reason,

@@ -1,33 +1,41 @@
-"""Statement arithmetic: totals that do not foot, balance sheets that do not balance.
+"""Statement arithmetic: totals that do not foot, identities between totals that break.
 
-Footing rule (documented in the README): a total line's account code is ``NNNN-NNNN``.  Strip
-the trailing '9's of its first four digits to get its prefix (``4999-0000`` -> '4',
-``1199-0000`` -> '11'); the total covers the non-total lines of the same document whose code
-starts with that prefix.  No check when the prefix is empty (``9999-0000``) or no line is
-covered.  Tolerance: max(1.00, 0.5 % of |total|) -- rounding of many cents lines never trips
-it, a misposted line of any material size does.
+What each total sums, and which identities hold (assets = liabilities + equity), is learned from
+the data by :mod:`.structure`; account codes are identities only.  Every total line of a checked
+document gets an outcome: it foots, it does not foot, or its structure is not learned (with the
+reason).  Tolerance of a check: max(1.00, 0.05 % of |total|) -- the structure was learned from
+months that foot to the cent, so anything beyond rounding is an error.
 
-Balance: assets (prefix '1') = liabilities ('2') + equity ('3'), each taken from its total line
-when the document has one, else from the sum of its lines.  Same tolerance on the assets total.
+A broken identity is reported on its first total (``balance_mismatch``) only when every total it
+names foots that month: a total that does not foot already explains it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from .structure import (
+    DOES_NOT_FOOT,
+    FOOTS,
+    NOT_LEARNED,
+    START,
+    LearnedStatement,
+    Statement,
+    StatementStructure,
+    block_items,
+    learn_statements,
+)
 from .table import LineTable
 
-TOTAL_CODE = re.compile(r"^(\d{4})-\d{4}$")
 ABS_TOLERANCE = 1.0
-REL_TOLERANCE = 0.005
+REL_TOLERANCE = 0.0005
 
 
 @dataclass(frozen=True)
 class StatementFinding:
-    row: int  # table row of the total line (or of the assets line/total for a balance check)
+    row: int  # table row of the total line (the identity's first total for a balance check)
     anomaly_type: str  # 'footing' | 'balance_mismatch'
     amount: float
     expected_value: float
@@ -37,106 +45,138 @@ class StatementFinding:
     sentence: str
 
 
-def total_prefix(account_code: str) -> str:
-    match = TOTAL_CODE.match(account_code.strip())
-    if not match:
-        return ""
-    return match.group(1).rstrip("9")
+@dataclass(frozen=True)
+class TotalOutcome:
+    """The footing result of one total line of a checked document."""
+
+    row: int
+    status: str  # FOOTS | DOES_NOT_FOOT | NOT_LEARNED
+    reason: str
+    expected_value: float  # NaN when not learned
+
+
+@dataclass
+class StatementCheck:
+    findings: list[StatementFinding]
+    outcomes: list[TotalOutcome]
+    structures: dict[tuple[int, str], StatementStructure]
 
 
 def tolerance(total: float) -> float:
     return max(ABS_TOLERANCE, REL_TOLERANCE * abs(total))
 
 
-def check_statements(table: LineTable) -> list[StatementFinding]:
-    """Footing and balance findings for every document of the table."""
-    findings: list[StatementFinding] = []
-    if table.n_rows == 0:
-        return findings
-    key = np.stack([table.property_ids, table.periods], axis=1)
-    doc_types = table.document_types.astype(str)
-    order = np.lexsort((table.row_order, doc_types, table.periods, table.property_ids))
-    keys_sorted = np.column_stack([key[order], np.unique(doc_types, return_inverse=True)[1][order]])
-    boundaries = np.flatnonzero(np.any(np.diff(keys_sorted, axis=0) != 0, axis=1)) + 1
-    for doc_rows in np.split(order, boundaries):
-        findings.extend(_check_document(table, doc_rows))
-    return findings
-
-
-def _check_document(table: LineTable, rows: np.ndarray) -> list[StatementFinding]:
-    out: list[StatementFinding] = []
-    codes = [str(c) for c in table.account_codes[rows]]
-    amounts = table.amounts[rows]
-    totals = table.is_total[rows]
-    detail = ~totals & np.isfinite(amounts)
-    class_totals: dict[str, tuple[int, float]] = {}
-    for i in np.flatnonzero(totals):
-        prefix = total_prefix(codes[i])
-        if not prefix or not np.isfinite(amounts[i]):
-            continue
-        covered = [j for j in np.flatnonzero(detail) if codes[j].startswith(prefix)]
-        if len(prefix) == 1:
-            class_totals[prefix] = (int(rows[i]), float(amounts[i]))
-        if not covered:
-            continue
-        expected = float(np.sum(amounts[covered]))
-        diff = float(amounts[i]) - expected
-        tol = tolerance(float(amounts[i]))
-        if abs(diff) > tol:
-            out.append(
-                StatementFinding(
-                    row=int(rows[i]),
-                    anomaly_type="footing",
-                    amount=float(amounts[i]),
-                    expected_value=expected,
-                    difference=diff,
-                    tolerance=tol,
-                    covered_rows=tuple(int(rows[j]) for j in covered),
-                    sentence=(
-                        f"Total {codes[i]} is {amounts[i]:,.2f} but its {len(covered)} lines "
-                        f"starting with '{prefix}' sum to {expected:,.2f} (off by {diff:,.2f})."
-                    ),
-                )
-            )
-    if str(table.document_types[rows[0]]) == "balance_sheet":
-        out.extend(_check_balance(table, rows, codes, amounts, detail, class_totals))
-    return out
-
-
-def _check_balance(
+def check_statements(
     table: LineTable,
-    rows: np.ndarray,
-    codes: list[str],
-    amounts: np.ndarray,
-    detail: np.ndarray,
-    class_totals: dict[str, tuple[int, float]],
-) -> list[StatementFinding]:
-    del table
-    sums: dict[str, float] = {}
-    anchor: dict[str, int] = {}
-    for cls in ("1", "2", "3"):
-        if cls in class_totals:
-            anchor[cls], sums[cls] = class_totals[cls]
+    score_mask: np.ndarray | None = None,
+    learned: dict[tuple[int, str], LearnedStatement] | None = None,
+) -> StatementCheck:
+    """Check the documents with a row in ``score_mask`` (all documents when omitted) against the
+    structure learned from every month of ``table`` (``learned``, computed when omitted)."""
+    check = StatementCheck([], [], {})
+    mask = np.ones(table.n_rows, dtype=bool) if score_mask is None else np.asarray(score_mask, dtype=bool)
+    for key, item in (learn_statements(table) if learned is None else learned).items():
+        statement, structure = item.statement, item.structure
+        check.structures[key] = structure
+        scored = np.flatnonzero(((statement.rows >= 0) & mask[np.maximum(statement.rows, 0)]).any(axis=1))
+        if not len(scored):
             continue
-        members = [j for j in np.flatnonzero(detail) if codes[j].startswith(cls)]
-        if not members:
-            return []
-        sums[cls] = float(np.sum(amounts[members]))
-        anchor[cls] = int(rows[members[0]])
-    assets, claims = sums["1"], sums["2"] + sums["3"]
-    diff = assets - claims
-    tol = tolerance(assets)
-    if abs(diff) <= tol:
-        return []
-    return [
-        StatementFinding(
-            row=anchor["1"],
-            anomaly_type="balance_mismatch",
-            amount=assets,
-            expected_value=claims,
-            difference=diff,
-            tolerance=tol,
-            covered_rows=(anchor["2"], anchor["3"]),
-            sentence=(f"Assets {assets:,.2f} differ from liabilities + equity {claims:,.2f} by {diff:,.2f}."),
+        sentences: dict[int, str] = {}
+        for m in scored:
+            _check_month(statement, structure, int(m), check, sentences)
+    return check
+
+
+def _check_month(
+    statement: Statement, structure: StatementStructure, m: int, check: StatementCheck, sentences: dict[int, str]
+) -> None:
+    group = statement.groups[statement.group_of_month[m]]
+    period = int(statement.periods[m])
+    values = statement.values[m]
+    rows = statement.rows[m]
+    row_in_group = int(np.searchsorted(group.months, m))
+    footing: dict[str, bool] = {}
+    corrected: dict[str, float] = {}
+    for k in np.flatnonzero(group.is_total):
+        code = group.codes[k]
+        row, amount = int(rows[group.columns[k]]), float(values[group.columns[k]])
+        definition = structure.definition_for(code, period)
+        if definition is None:
+            reason = structure.not_learned.get(code, "structure not learned for this month's chart of accounts")
+            check.outcomes.append(TotalOutcome(row, NOT_LEARNED, reason, float("nan")))
+            continue
+        lines = block_items(definition, group)
+        missing = [c for c, _ in definition.terms if c not in group.position]
+        if lines is None or missing or (definition.anchor is not None and not lines):
+            reason = f"not checked: {', '.join(missing) or 'its block of lines'} absent this month"
+            check.outcomes.append(TotalOutcome(row, NOT_LEARNED, reason, float("nan")))
+            continue
+        expected = 0.0
+        if lines:
+            start = group.block_start(definition.anchor or START) or 0
+            expected = definition.block_sign * float(group.prefix[row_in_group, k] - group.prefix[row_in_group, start])
+        # A total that does not foot enters later totals as its lines say it should be: a mistyped
+        # subtotal is one error, not one per total computed from it.
+        expected += sum(
+            sign * corrected.get(c, float(values[group.columns[group.position[c]]])) for c, sign in definition.terms
         )
-    ]
+        diff = amount - expected
+        tol = tolerance(amount)
+        footing[code] = abs(diff) <= tol
+        if id(definition) not in sentences:
+            sentences[id(definition)] = definition.describe()
+        sentence = sentences[id(definition)]
+        check.outcomes.append(TotalOutcome(row, FOOTS if footing[code] else DOES_NOT_FOOT, sentence, expected))
+        if footing[code]:
+            continue
+        corrected[code] = expected
+        covered = [int(rows[group.columns[i]]) for i in lines]
+        covered += [int(rows[group.columns[group.position[c]]]) for c, _ in definition.terms]
+        verb = "sum" if lines or len(definition.terms) > 1 else "comes"
+        check.findings.append(
+            StatementFinding(
+                row=row,
+                anomaly_type="footing",
+                amount=amount,
+                expected_value=expected,
+                difference=diff,
+                tolerance=tol,
+                covered_rows=tuple(covered),
+                sentence=(
+                    f"{code} is {amount:,.2f} but {_sum_phrase(definition.terms, len(lines))} {verb} "
+                    f"to {expected:,.2f} (off by {diff:,.2f})."
+                ),
+            )
+        )
+    for ident in structure.identities:
+        codes = [c for c, _ in ident.terms]
+        if any(c not in group.position for c in codes) or not all(footing.get(c, True) for c in codes):
+            continue
+        amounts = [float(values[group.columns[group.position[c]]]) for c in codes]
+        left = amounts[0]
+        right = -sum(sign * a for (_, sign), a in zip(ident.terms[1:], amounts[1:], strict=True))
+        diff = left - right
+        tol = tolerance(left)
+        if abs(diff) <= tol:
+            continue
+        check.findings.append(
+            StatementFinding(
+                row=int(rows[group.columns[group.position[codes[0]]]]),
+                anomaly_type="balance_mismatch",
+                amount=left,
+                expected_value=right,
+                difference=diff,
+                tolerance=tol,
+                covered_rows=tuple(int(rows[group.columns[group.position[c]]]) for c in codes[1:]),
+                sentence=(
+                    f"{ident.describe().split(' (')[0]} does not hold: "
+                    f"{left:,.2f} against {right:,.2f} (off by {diff:,.2f})."
+                ),
+            )
+        )
+
+
+def _sum_phrase(terms: tuple[tuple[str, int], ...], n_lines: int) -> str:
+    parts = [f"its {n_lines} lines"] if n_lines else []
+    parts += [f"{'+' if sign > 0 else '-'} {code}" for code, sign in terms]
+    return " ".join(parts).removeprefix("+ ")

@@ -1,7 +1,9 @@
 """A tiny OpenAI-compatible chat-completions server for tests (127.0.0.1, ephemeral port).
 
     with FakeLLMServer() as server:
-        server.behaviour = "good"        # or "malformed", "unknown", "slow", "error", "empty"
+        server.behaviour = "good"        # or "malformed", "unknown", "slow", "error", "empty", and
+                                         # the shapes real models answer in: "recommendations",
+                                         # "bare_list", "fenced_full_names"
         server.models = ["ECOD", "HBOS", "KNN"]
         config = LLMConfig(api_key="test", base_url=server.base_url, model="fake", timeout_seconds=1)
 
@@ -21,6 +23,7 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.behaviour = "good"
         self.models: list[str] = ["ECOD", "HBOS", "KNN"]
+        self.full_names: list[str] = ["Histogram-based Outlier Score", "Isolation Forest", "copod"]
         self.slow_seconds = 3.0
         self.requests: list[dict[str, Any]] = []
         server = self
@@ -44,6 +47,43 @@ class FakeLLMServer:
                     "malformed": '{"models": ["ECOD", ',
                     "unknown": json.dumps({"models": ["DeepMagicOD", "Foo"], "reasoning": "made up"}),
                     "empty": json.dumps({"models": [], "reasoning": "nothing"}),
+                    # {"recommendations": [{"algorithm": ...}]}, as a real OpenAI-compatible model answered.
+                    "recommendations": json.dumps(
+                        {
+                            "recommendations": [
+                                {
+                                    "algorithm": name,
+                                    "reason": f"{name} suits short monthly series",
+                                    "expected_performance": "good",
+                                    "computational_cost": "low",
+                                }
+                                for name in server.models
+                            ]
+                        }
+                    ),
+                    # A bare list, names under "Name" in another case.
+                    "bare_list": json.dumps(
+                        [
+                            {"Name": name, "Why": "robust", "Expected Performance": "high", "Computational Cost": "O(n)"}
+                            for name in server.models
+                        ]
+                    ),
+                    # Markdown-fenced, full names under "model", numbered keys.
+                    "fenced_full_names": "```json\n"
+                    + json.dumps(
+                        {
+                            "top_3": {
+                                str(i + 1): {
+                                    "model": full,
+                                    "why_suitable": "parameter-free",
+                                    "expected_performance": "solid",
+                                    "computational_cost": "linear",
+                                }
+                                for i, full in enumerate(server.full_names)
+                            }
+                        }
+                    )
+                    + "\n```",
                 }[server.behaviour]
                 self._send(
                     200,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import factory
+from django.db.models.functions import Now
 
-from batch_jobs.models import BatchReprocessingJob
+from batch_jobs.models import BatchJobChunk, BatchReprocessingJob
 from documents.models import DocumentUpload, FinancialPeriod, LineItem, Property
 from documents.services import financial_periods_upsert
 
@@ -71,4 +73,17 @@ def job(**kwargs) -> BatchReprocessingJob:
 def task_sends(callbacks) -> list:
     """The on-commit callbacks that send a Celery task (others, such as state-change log lines,
     run on commit too)."""
-    return [callback for callback in callbacks if callback.__qualname__.startswith("_send_")]
+    return [callback for callback in callbacks if callback.__qualname__.endswith("<locals>.send")]
+
+
+def expire_lease(chunk: BatchJobChunk) -> None:
+    """The state a dead worker leaves: its chunk's lease ran out on the database's clock."""
+    BatchJobChunk.objects.filter(pk=chunk.pk).update(lease_expires_at=Now() - timedelta(seconds=1))
+
+
+def age_job(job: BatchReprocessingJob, *, seconds: float) -> None:
+    """The state of a job without progress for ``seconds``: its last update and its chunks' ends
+    lie that far back on the database's clock."""
+    past = Now() - timedelta(seconds=seconds)
+    BatchReprocessingJob.objects.filter(pk=job.pk).update(updated_at=past, started_at=past)
+    BatchJobChunk.objects.filter(job=job).exclude(finished_at=None).update(finished_at=past)

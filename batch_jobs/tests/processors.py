@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 
@@ -45,3 +46,37 @@ def slow_detect(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
 
     time.sleep(0.3)
     return detect_anomalies(document_ids)
+
+
+@register_processor("test_hang_once_detect")
+def hang_once_detect(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """The real detection, except that the first delivery of a chunk holding a HANG document
+    blocks for good (a worker wedged mid-chunk, until the test kills it); later deliveries run.
+
+    "First" is decided by a marker file in BATCH_TEST_MARKER_DIR, created exclusively, so every
+    worker process of one test agrees on it.
+    """
+    from batch_jobs.processors import detect_anomalies
+
+    for document_id in _marked(document_ids, "HANG"):
+        marker = os.path.join(os.environ["BATCH_TEST_MARKER_DIR"], f"hang-{document_id}")
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        threading.Event().wait()  # never set: only SIGKILL ends this delivery
+    return detect_anomalies(document_ids)
+
+
+_CONNECTION_LOST: set[int] = set()
+
+
+@register_processor("test_connection_lost_once")
+def connection_lost_once(document_ids: Sequence[int]) -> dict[int, DocumentResult]:
+    """The first run of a chunk in this process loses its database connection mid-chunk."""
+    from django.db import OperationalError
+
+    if document_ids[0] not in _CONNECTION_LOST:
+        _CONNECTION_LOST.add(document_ids[0])
+        raise OperationalError("terminating connection due to administrator command")
+    return check_documents(document_ids)

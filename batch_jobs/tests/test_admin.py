@@ -41,7 +41,7 @@ def test_start_form_creates_and_queues_a_job(admin_client, django_capture_on_com
 def test_cancel_action_and_readable_summary(admin_client, settings):
     factories.portfolio(properties=1, months=2)
     done = factories.job(job_name="done")
-    services.run_job_inline(job_id=done.pk)
+    services.job_run_inline(job_id=done.pk)
     queued = factories.job(job_name="queued")
     response = admin_client.post(
         "/admin/batch_jobs/batchreprocessingjob/",

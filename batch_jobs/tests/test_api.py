@@ -124,7 +124,7 @@ def test_list_is_paginated_and_filterable_by_status(user, settings):
 def test_get_job_shows_progress_counts_and_results(user, settings):
     settings.BATCH_PROCESSING_CHUNK_SIZE = 2
     documents = factories.portfolio(properties=1, months=4)
-    job = services.create_batch_job(
+    job = services.job_submit(
         job_name="j",
         property_ids=[documents[0].property_id],
         date_range_start=None,
@@ -133,8 +133,7 @@ def test_get_job_shows_progress_counts_and_results(user, settings):
         initiated_by=None,
         processor="check_documents",
     )
-    services.start_batch_job(job=job)
-    services.run_job_inline(job_id=job.pk)
+    services.job_run_inline(job_id=job.pk)
     body = client_with(user).get(f"{JOBS}/{job.pk}").json()
     assert body["status"] == "completed"
     assert body["progress_pct"] == 100.0

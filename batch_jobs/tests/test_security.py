@@ -55,7 +55,7 @@ def test_each_state_change_writes_one_structured_line(event_lines, django_user_m
     factories.portfolio(properties=1, months=2)
     user = grant_default_portfolio(django_user_model.objects.create_user("m", password="secret-password-1"))
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.create_batch_job(
+        job = services.job_submit(
             job_name="nightly",
             property_ids=None,
             date_range_start=None,
@@ -64,7 +64,7 @@ def test_each_state_change_writes_one_structured_line(event_lines, django_user_m
             initiated_by=user,
         )
     with django_capture_on_commit_callbacks(execute=True):
-        services.cancel_job(job=job)
+        services.job_cancel(job=job)
     lines = [line for line in event_lines() if line["event"] == "batch_job_state"]
     assert [(line["previous_status"], line["status"]) for line in lines] == [
         (None, "queued"),
@@ -106,7 +106,7 @@ def test_create_batch_job_accepts_exactly_the_valid_filters():
             expected_errors.add("extraction_status_filter")
         before = BatchReprocessingJob.objects.count()
         try:
-            job = services.create_batch_job(
+            job = services.job_submit(
                 job_name="prop",
                 property_ids=property_ids,
                 date_range_start=start,
@@ -131,7 +131,7 @@ def test_create_batch_job_accepts_exactly_the_valid_filters():
 def test_a_range_of_one_day_selects_its_whole_month():
     docs = factories.portfolio(properties=1, months=3)
     day = date(2024, 2, 14)
-    job = services.create_batch_job(
+    job = services.job_submit(
         job_name="feb",
         property_ids=[docs[0].property_id],
         date_range_start=day,

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, JobStatus
+from batch_jobs.services import chunks
 from batch_jobs.tests import factories
 from kernel.exceptions import ApplicationError, ConflictError
 from kernel.flags import FeatureDisabled
@@ -27,11 +28,10 @@ def create(**kwargs) -> BatchReprocessingJob:
         "initiated_by": None,
         "processor": "check_documents",
     }
-    return services.create_batch_job(**{**defaults, **kwargs})
+    return services.job_submit(**{**defaults, **kwargs})
 
 
 def started(job: BatchReprocessingJob) -> BatchReprocessingJob:
-    services.start_batch_job(job=job)
     services.job_run(job_id=job.pk)
     job.refresh_from_db()
     return job
@@ -96,25 +96,22 @@ def test_create_records_user_and_default_name(django_user_model):
     assert job.status == JobStatus.QUEUED
 
 
-def test_create_and_start_refuse_when_flag_is_off(monkeypatch):
+def test_submit_refuses_when_flag_is_off_and_a_queued_job_fails_when_it_would_start(monkeypatch):
     job = create()
     monkeypatch.setenv("BATCH_REPROCESSING_ENABLED", "false")
     with pytest.raises(FeatureDisabled, match="BATCH_REPROCESSING_ENABLED"):
         create()
-    with pytest.raises(FeatureDisabled):
-        services.start_batch_job(job=job)
+    assert services.job_run(job_id=job.pk) == "flag off"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "BATCH_REPROCESSING_ENABLED" in job.error_message
 
 
-def test_start_queues_the_task_after_commit_and_stores_its_id(django_capture_on_commit_callbacks):
-    job = create()
+def test_submit_queues_the_task_after_commit_and_stores_its_id(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.start_batch_job(job=job)
+        job = create()
     job.refresh_from_db()
     assert len(factories.task_sends(callbacks)) == 1
     assert len(job.celery_task_id) == 36
-    with pytest.raises(ConflictError):
-        started(job)
-        services.start_batch_job(job=job)
 
 
 # --- running: chunks, counts, results -------------------------------------------------------------
@@ -198,10 +195,11 @@ def test_a_chunk_whose_worker_keeps_dying_is_given_up_after_bounded_attempts(set
     poison = job.chunks.get(index=0)
     # Each claim without a finish is a delivery whose worker died mid-chunk.
     for attempt in range(1, 4):
-        claim = services._chunk_claim(chunk_id=poison.pk, task_id=poison.task_id, worker="w")
+        claim = chunks._chunk_claim(chunk_id=poison.pk, task_id=poison.task_id, worker="w")
         assert isinstance(claim, services.ClaimedChunk)
         poison.refresh_from_db()
         assert poison.attempts == attempt
+        factories.expire_lease(poison)  # the worker died: no heartbeat renews the lease
     assert services.chunk_process(chunk_id=poison.pk, task_id=poison.task_id) == "given up"
     run_chunks(job)
     poison.refresh_from_db()
@@ -216,28 +214,31 @@ def test_reaper_hands_an_expired_lease_to_a_new_task_and_the_old_one_cannot_coun
     job = started(create())
     chunk = job.chunks.get()
     old_task = chunk.task_id
-    assert isinstance(services._chunk_claim(chunk_id=chunk.pk, task_id=old_task, worker="dead"), services.ClaimedChunk)
-    report = services.chunks_requeue_expired(now=timezone.now() + timedelta(seconds=services.lease_seconds() + 1))
+    assert isinstance(chunks._chunk_claim(chunk_id=chunk.pk, task_id=old_task, worker="dead"), services.ClaimedChunk)
+    assert services.chunks_requeue_expired() == {}  # the lease is live: nothing to do
+    factories.expire_lease(chunk)
+    report = services.chunks_requeue_expired()
     assert report["chunks_requeued"] == 1
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.PENDING and chunk.task_id != old_task
     # The old holder wakes up: its result is discarded; the new task records the chunk.
     results = services.run_processor("check_documents", chunk.document_ids)
-    assert services._chunk_finish(
-        chunk_id=chunk.pk, job_id=job.pk, task_id=old_task, document_ids=chunk.document_ids, results=results
-    ) == ("lease lost")
+    old_claim = services.ClaimedChunk(chunk_id=chunk.pk, job_id=job.pk, document_ids=chunk.document_ids, processor="")
+    assert chunks._chunk_finish(claim=old_claim, task_id=old_task, results=results) == "lease lost"
     assert services.chunk_process(chunk_id=chunk.pk, task_id=chunk.task_id) == "done"
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED and job.processed_documents == 2
 
 
-def test_reaper_resends_pending_chunks_of_a_stalled_job():
+def test_reaper_resends_pending_chunks_of_a_stalled_job_once_per_lease_period():
     factories.portfolio(properties=1, months=2)
     job = started(create())
     before = job.chunks.get().task_id
-    report = services.chunks_requeue_expired(now=timezone.now() + timedelta(seconds=services.lease_seconds() + 1))
-    assert report["chunks_requeued"] == 1
+    assert services.chunks_requeue_expired() == {}  # just dispatched: its messages may be queued
+    factories.age_job(job, seconds=services.lease_seconds() + 1)
+    assert services.chunks_requeue_expired() == {"chunks_resent": 1}
     assert job.chunks.get().task_id != before
+    assert services.chunks_requeue_expired() == {}  # not again before another quiet lease period
 
 
 # --- cancel -------------------------------------------------------------------------------------------
@@ -245,11 +246,11 @@ def test_reaper_resends_pending_chunks_of_a_stalled_job():
 
 def test_cancel_a_queued_job_at_once_and_409_when_finished():
     job = create()
-    services.cancel_job(job=job)
+    services.job_cancel(job=job)
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.completed_at is not None
     with pytest.raises(ConflictError, match="already cancelled"):
-        services.cancel_job(job=job)
+        services.job_cancel(job=job)
 
 
 def test_cancel_stops_a_running_job_within_one_chunk_and_keeps_finished_work(settings):
@@ -258,14 +259,12 @@ def test_cancel_stops_a_running_job_within_one_chunk_and_keeps_finished_work(set
     job = started(create())
     run_chunks(job, limit=1)
     chunk = job.chunks.get(index=1)
-    claim = services._chunk_claim(chunk_id=chunk.pk, task_id=chunk.task_id, worker="w")
-    services.cancel_job(job=job)  # while chunk 1 is in flight
+    claim = chunks._chunk_claim(chunk_id=chunk.pk, task_id=chunk.task_id, worker="w")
+    services.job_cancel(job=job)  # while chunk 1 is in flight
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.cancel_requested
     results = services.run_processor("check_documents", claim.document_ids)
-    services._chunk_finish(
-        chunk_id=chunk.pk, job_id=job.pk, task_id=chunk.task_id, document_ids=claim.document_ids, results=results
-    )
+    chunks._chunk_finish(claim=claim, task_id=chunk.task_id, results=results)
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     # Chunk tasks delivered despite the revoke do nothing.
@@ -286,7 +285,6 @@ def test_at_most_max_concurrent_jobs_run_and_the_oldest_queued_starts_when_a_slo
     first = started(create(job_name="first"))
     second, third = create(job_name="second"), create(job_name="third")
     for job in (second, third):
-        services.start_batch_job(job=job)
         assert services.job_run(job_id=job.pk) == "waiting for a slot"
     second_task = BatchReprocessingJob.objects.get(pk=second.pk).celery_task_id
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -318,17 +316,8 @@ def test_beat_reaper_times_out_a_running_job(settings):
     settings.BATCH_PROCESSING_TIMEOUT_MINUTES = 1
     factories.portfolio(properties=1, months=1)
     job = started(create())
-    report = services.chunks_requeue_expired(now=timezone.now() + timedelta(minutes=2))
+    BatchReprocessingJob.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(minutes=2))
+    report = services.chunks_requeue_expired()
     assert report["jobs_timed_out"] == 1
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-
-
-def test_status_and_list():
-    job = create()
-    status = services.get_job_status(job_id=job.pk)
-    assert status["status"] == "queued" and status["progress_pct"] == 0.0
-    assert list(services.list_jobs(status="queued")) == [job]
-    assert list(services.list_jobs(status="running")) == []
-    with pytest.raises(ApplicationError):
-        services.get_job_status(job_id=job.pk + 1000)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def test_task_options_follow_the_celery_rules():
     for task in (reprocess_documents_batch, process_batch_chunk):
-        assert task.max_retries == 3
+        assert task.max_retries == 5
         assert task.acks_late is True
         assert task.retry_backoff
     # Routed to the anomaly queue whatever the defaults say.
@@ -48,7 +48,7 @@ def test_beat_task_requeues_expired_leases_and_is_scheduled():
     job = factories.job()
     services.job_run(job_id=job.pk)
     chunk = BatchJobChunk.objects.get(job=job)
-    services._chunk_claim(chunk_id=chunk.pk, task_id=chunk.task_id, worker="gone")
+    services.chunks._chunk_claim(chunk_id=chunk.pk, task_id=chunk.task_id, worker="gone")
     BatchJobChunk.objects.filter(pk=chunk.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert requeue_expired_chunks.apply().get()["chunks_requeued"] == 1
     chunk.refresh_from_db()

@@ -1,8 +1,9 @@
 """Batch jobs on real Celery worker processes (PostgreSQL or SQLite, Redis or the filesystem broker).
 
 Worker processes load ``batch_jobs.tests.worker_settings``: the project's settings plus the test
-processors and a 3-second chunk lease, so that this test, acting as the beat reaper, can hand the
-chunk of a SIGKILLed worker to another worker.
+processors and a 3-second lease renewed every second. The test process plays the beat: it runs
+the reaper (what ``requeue_expired_chunks`` does every 15 s) while it waits. Every wait is on a
+state of the database (a chunk leased, a lease renewed, a job ended), never on a fixed sleep.
 """
 
 from __future__ import annotations
@@ -10,18 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count
 
 from anomalies.models import AnomalyDetection
 from batch_jobs import services
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, JobStatus
 from batch_jobs.tests import factories
+from reims.celery import app
 from reims.testing import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def short_leases(settings):
+    """The reaper in this process measures quiet periods with the workers' lease."""
+    settings.BATCH_PROCESSING_LEASE_SECONDS = 3
+    settings.BATCH_PROCESSING_HEARTBEAT_SECONDS = 1
 
 
 def worker(**env: str) -> WorkerProcess:
@@ -31,18 +42,19 @@ def worker(**env: str) -> WorkerProcess:
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, reap: bool = False) -> None:
+    """Poll a database state until it holds; ``reap``: run the beat reaper between polls."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         if reap:
-            services.chunks_requeue_expired()  # what the beat task does every minute
-        time.sleep(0.3)
+            services.chunks_requeue_expired()
+        time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(processor: str, **filters) -> BatchReprocessingJob:
-    job = services.create_batch_job(
+    return services.job_submit(
         job_name=processor,
         property_ids=[],
         date_range_start=None,
@@ -52,8 +64,6 @@ def start(processor: str, **filters) -> BatchReprocessingJob:
         processor=processor,
         **filters,
     )
-    services.start_batch_job(job=job)
-    return job
 
 
 def fresh(job: BatchReprocessingJob) -> BatchReprocessingJob:
@@ -61,22 +71,46 @@ def fresh(job: BatchReprocessingJob) -> BatchReprocessingJob:
     return job
 
 
-def test_kill_9_mid_job_then_another_worker_finishes_it_without_double_counting():
+def chunk_of(job: BatchReprocessingJob, document_id: int) -> BatchJobChunk | None:
+    return next((c for c in BatchJobChunk.objects.filter(job=job) if document_id in c.document_ids), None)
+
+
+def leased(job: BatchReprocessingJob, document_id: int) -> bool:
+    chunk = chunk_of(job, document_id)
+    return chunk is not None and chunk.status == ChunkStatus.LEASED
+
+
+def assert_detections_written_once(job: BatchReprocessingJob) -> None:
+    duplicates = AnomalyDetection.objects.values("document_id", "account_code").annotate(n=Count("id")).filter(n__gt=1)
+    assert not duplicates.exists()
+    assert AnomalyDetection.objects.values("document_id").distinct().count() == job.successful_documents
+
+
+def test_kill_9_mid_job_then_another_worker_finishes_it_without_double_counting(tmp_path: Path):
     docs = factories.portfolio(properties=3, months=8, lines=3)
-    job = start("test_slow_detect")
-    first = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
-    second = None
+    hang = docs[7]  # in the 4th chunk of 2: the first worker finishes chunks before it wedges
+    hang.file_name = "HANG"
+    hang.save()
+    job = start("test_hang_once_detect")
+    env = {"BATCH_PROCESSING_CHUNK_SIZE": "2", "BATCH_TEST_MARKER_DIR": str(tmp_path)}
+    first, second = worker(**env), None
     try:
-        wait_for(lambda: fresh(job).processed_documents >= 4, timeout=60, what="a few chunks")
-        first.kill()  # SIGKILL: no ack, no cleanup; a chunk is left leased in PostgreSQL
-        killed_at = fresh(job).processed_documents
-        assert killed_at < job.total_documents == len(docs)
-        second = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
-        try:
-            wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
-        except AssertionError:
-            rows = list(BatchJobChunk.objects.filter(job=job).values_list("index", "status", "attempts", "leased_by"))
-            raise AssertionError(f"{fresh(job).status} {rows}\n{second.log()}") from None
+        wait_for(lambda: leased(job, hang.pk), timeout=120, what="the HANG chunk leased")
+        held = chunk_of(job, hang.pk)
+        # The wedged chunk outlives its 3 s lease: the heartbeat keeps it while its worker lives.
+        renewals: set = set()
+
+        def renewed_four_times() -> bool:
+            renewals.add(chunk_of(job, hang.pk).lease_expires_at)
+            return len(renewals) >= 5
+
+        wait_for(renewed_four_times, timeout=30, what="four heartbeats", reap=True)
+        held = chunk_of(job, hang.pk)
+        assert (held.status, held.attempts, held.leased_by) == (ChunkStatus.LEASED, 1, held.leased_by)
+        first.kill()  # SIGKILL to the main process and its children: no ack, no cleanup
+        assert fresh(job).processed_documents < job.total_documents == len(docs)
+        second = worker(**env)
+        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
     finally:
         first.stop()
         if second:
@@ -86,12 +120,71 @@ def test_kill_9_mid_job_then_another_worker_finishes_it_without_double_counting(
     assert job.processed_documents == job.total_documents == len(docs)
     assert job.successful_documents + job.skipped_documents + job.failed_documents == len(docs)
     assert not BatchJobChunk.objects.filter(job=job).exclude(status=ChunkStatus.DONE).exists()
-    # Both workers did part of the job; the chunk of the dead one was leased again.
-    assert len({c.split(":")[0] for c in BatchJobChunk.objects.filter(job=job).values_list("leased_by", flat=True)}) == 2
-    assert BatchJobChunk.objects.filter(job=job, attempts=2).exists()
-    duplicates = AnomalyDetection.objects.values("document_id", "account_code").annotate(n=Count("id")).filter(n__gt=1)
-    assert not duplicates.exists()
-    assert AnomalyDetection.objects.values("document_id").distinct().count() == job.successful_documents
+    # The wedged chunk was handed to the second worker as a second attempt.
+    recovered = chunk_of(job, hang.pk)
+    assert recovered.attempts == 2 and recovered.leased_by != held.leased_by
+    hosts = {c.split(":")[0] for c in BatchJobChunk.objects.filter(job=job).values_list("leased_by", flat=True)}
+    assert len(hosts) == 2
+    assert_detections_written_once(job)
+
+
+def test_lost_chunk_messages_are_sent_again_from_the_chunk_rows():
+    docs = factories.portfolio(properties=2, months=6)
+    job = start("test_slow_check")
+    process = worker(BATCH_PROCESSING_CHUNK_SIZE="1")
+    try:
+        wait_for(lambda: fresh(job).processed_documents >= 2, timeout=60, what="two chunks")
+        with app.connection_for_write() as conn:  # the broker loses every queued message
+            conn.default_channel.queue_purge("anomaly")
+        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+    finally:
+        process.stop()
+    job = fresh(job)
+    assert job.status == JobStatus.COMPLETED
+    assert job.processed_documents == job.successful_documents == len(docs)
+
+
+def test_one_bad_document_fails_alone_and_the_summary_names_it():
+    docs = factories.portfolio(properties=2, months=5)
+    bad = docs[3]
+    bad.file_name = "BAD"
+    bad.save()
+    job = start("test_fail_marked")
+    process = worker(BATCH_PROCESSING_CHUNK_SIZE="5")
+    try:
+        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+    finally:
+        process.stop()
+    job = fresh(job)
+    assert job.status == JobStatus.COMPLETED
+    assert (job.processed_documents, job.successful_documents, job.failed_documents) == (10, 9, 1)
+    [failure] = job.results_summary["failures"]
+    assert failure["document_id"] == bad.pk
+    assert failure["document"] == f"{bad.property.code} income_statement 2024-04"
+    assert failure["reason"] == "ValueError: cannot parse amounts of a BAD document"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no server connections to terminate")
+def test_terminated_database_connections_lose_and_double_count_nothing():
+    docs = factories.portfolio(properties=3, months=6, lines=3)
+    job = start("test_slow_detect")
+    process = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
+    try:
+        wait_for(lambda: fresh(job).processed_documents >= 4, timeout=120, what="a few chunks")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+    finally:
+        process.stop()
+    job = fresh(job)
+    assert job.status == JobStatus.COMPLETED, job.error_message
+    assert job.processed_documents == job.total_documents == len(docs)
+    assert job.failed_documents == 0, job.results_summary["failures"]
+    assert_detections_written_once(job)
 
 
 def test_a_chunk_that_kills_its_worker_every_time_is_given_up_after_bounded_attempts():
@@ -102,9 +195,10 @@ def test_a_chunk_that_kills_its_worker_every_time_is_given_up_after_bounded_atte
     process = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
     try:
         wait_for(
-            lambda: fresh(job).status != JobStatus.RUNNING and job.status != JobStatus.QUEUED,
+            lambda: fresh(job).status not in (JobStatus.RUNNING, JobStatus.QUEUED),
             timeout=120,
             what="the job to end",
+            reap=True,
         )
         assert process.process.poll() is None, "the worker's main process survives its children's deaths"
     finally:

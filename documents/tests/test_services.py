@@ -208,7 +208,12 @@ def test_documents_latest_and_line_items_in_order():
     LineItemFactory(document=new, row_order=2, account_code="4999-0000")
     LineItemFactory(document=new, row_order=1, account_code="4010-0000")
     assert list(documents_latest(property_ids=[old.property_id])) == [new]
-    assert list(documents_latest(property_codes=[old.property.code], document_types=["cash_flow"])) == []
-    label = old.period.label
-    assert list(documents_latest(period_from=label, period_to=label)) == [new]
+    assert list(documents_latest(property_ids=[old.property_id], document_types=["cash_flow"])) == []
+    ordinal = old.period.ordinal
+    assert list(documents_latest(period_from_ordinal=ordinal, period_to_ordinal=ordinal)) == [new]
+    assert list(documents_latest(period_from_ordinal=ordinal + 1)) == []
+    # A failed extraction is out of scope unless asked for by name.
+    DocumentUpload.objects.filter(id=new.id).update(extraction_status="failed")
+    assert list(documents_latest(property_ids=[old.property_id])) == []
+    assert list(documents_latest(property_ids=[old.property_id], extraction_statuses=["failed"])) == [new]
     assert [i.account_code for i in line_item_list(document_ids=[new.id])] == ["4010-0000", "4999-0000"]

@@ -13,7 +13,6 @@ from anomalies.detection.detectors import train_model
 from anomalies.detection.engine import detect_anomalies
 from anomalies.detection.features import FEATURE_NAMES, AnomalyFeatureEngineer
 from anomalies.detection.scoring import score_from_z, severity
-from anomalies.detection.statements import check_statements, total_prefix
 from anomalies.detection.table import (
     LINE_TABLE_COLUMNS,
     LineTable,
@@ -178,31 +177,6 @@ def test_absent_posting_is_reported_with_row_minus_one() -> None:
     result = detect_anomalies(table, use_pyod=False)
     absent = [f for f in result.findings if f.row == -1]
     assert [(f.account_code, f.period - START, f.anomaly_type) for f in absent] == [("4010-0000", 30, "missing")]
-
-
-def test_footing_and_balance_rules() -> None:
-    assert total_prefix("4999-0000") == "4" and total_prefix("1199-0000") == "11" and total_prefix("9999-0000") == ""
-    rows = []
-    for code, amount, total in (
-        ("1010-0000", 100.0, False),
-        ("1020-0000", 50.0, False),
-        ("1999-0000", 160.0, True),
-        ("2010-0000", 90.0, False),
-        ("3010-0000", 60.0, False),
-    ):
-        rows.append(
-            {
-                "property_code": "P1",
-                "document_type": "balance_sheet",
-                "period": "2024-01",
-                "account_code": code,
-                "amount": amount,
-                "is_total": total,
-            }
-        )
-    table = line_table_from_rows(rows).table
-    kinds = sorted(f.anomaly_type for f in check_statements(table))
-    assert kinds == ["balance_mismatch", "footing"]
 
 
 def test_features_and_characteristics_are_finite() -> None:

@@ -1,0 +1,51 @@
+"""Broker side effects of batch jobs, always after the transaction that decided them commits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def job_task_send_on_commit(*, job_id: int, task_id: str) -> None:
+    def send() -> None:
+        from batch_jobs.tasks import reprocess_documents_batch
+
+        reprocess_documents_batch.apply_async(args=[job_id], task_id=task_id)
+
+    transaction.on_commit(send)
+
+
+def chunk_tasks_send_on_commit(*, chunks: Sequence[tuple[int, str]]) -> None:
+    """Send one ``process_batch_chunk`` per (chunk id, task id), in the given order."""
+    if not chunks:
+        return
+    chunks = list(chunks)
+
+    def send() -> None:
+        from batch_jobs.tasks import process_batch_chunk
+
+        for chunk_id, task_id in chunks:
+            process_batch_chunk.apply_async(args=[chunk_id], task_id=task_id)
+
+    transaction.on_commit(send)
+
+
+def tasks_revoke_on_commit(*, task_ids: Iterable[str]) -> None:
+    ids = [t for t in task_ids if t]
+    if not ids:
+        return
+
+    def revoke() -> None:
+        from reims.celery import app
+
+        try:
+            # Skips tasks not yet started; never terminate: the cancel flag stops the rest.
+            app.control.revoke(ids)
+        except Exception as exc:  # e.g. a broker without broadcast support
+            logger.warning("could not revoke %d chunk tasks: %s", len(ids), exc)
+
+    transaction.on_commit(revoke)
