@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from documents.models import DocumentType, DocumentUpload, FinancialPeriod, LineItem, Property
+from documents.scoping import PropertyScopedQuerySet
 from kernel import vocabulary
 
 
@@ -71,6 +72,8 @@ class AnomalyDetection(models.Model):
     detected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
+
     class Meta:
         db_table = "anomaly_detections"
         ordering = ["-anomaly_score", "-detected_at"]
@@ -107,6 +110,8 @@ class AnomalyExplanation(models.Model):
     explanation_method = models.CharField(max_length=40)
     computation_time_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PropertyScopedQuerySet.for_path("anomaly__property").as_manager()
 
     class Meta:
         db_table = "anomaly_explanations"
@@ -156,6 +161,8 @@ class AnomalyFeedback(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
 
     class Meta:
         db_table = "anomaly_feedback"
@@ -229,6 +236,8 @@ class ModelSelectionLog(models.Model):
     actual_precision = models.FloatField(null=True, blank=True)
     actual_recall = models.FloatField(null=True, blank=True)
     selected_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
 
     class Meta:
         db_table = "pyod_model_selection_log"

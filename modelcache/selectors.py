@@ -13,9 +13,9 @@ from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import default_cache, hit_rates
 
 
-def model_cache_list() -> QuerySet[AnomalyModelCache]:
-    """Entries without their binary, newest first (the API filters them with ModelCacheFilter)."""
-    return AnomalyModelCache.objects.defer("model_binary").select_related("property")
+def model_cache_list(*, user: Any) -> QuerySet[AnomalyModelCache]:
+    """Entries ``user`` may see, without their binary, newest first (the API filters them with ModelCacheFilter)."""
+    return AnomalyModelCache.objects.visible_to(user).defer("model_binary").select_related("property")
 
 
 def model_cache_entry_by_key(*, model_key: str) -> AnomalyModelCache | None:

@@ -134,3 +134,12 @@ def headless_chromium():
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER_PATH), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def grant_default_portfolio(user):
+    """Let a test user who is not a superuser see the properties tests create: those land in the
+    default portfolio unless a test says otherwise (DESIGN §11)."""
+    from documents.models import PortfolioGrant, default_portfolio_id
+
+    PortfolioGrant.objects.get_or_create(user=user, portfolio_id=default_portfolio_id())
+    return user

@@ -21,11 +21,15 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "amount",
     "is_total",
 )
+# Optional columns a file may add to the canonical ones (the demo and exports never write them).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("portfolio_code",)
+ACCEPTED_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *OPTIONAL_COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(
     {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
 )
 
-PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")
+PORTFOLIO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
 # would quietly accept them.
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
@@ -39,6 +43,14 @@ AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
 
 MAX_LISTED_ERRORS = 100  # errors listed by one rejected import; the rest are counted
 MAX_ECHOED = 200  # characters of an offending cell quoted in an error
+# Bidi controls and zero-width characters: invisible, they make two codes look the same or
+# reorder what a reviewer reads ("Trojan source"). Statement text never needs them.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(value: str) -> str:
+    return _INVISIBLE_RE.sub("", value)
+
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -135,6 +147,7 @@ class CanonicalRow:
     is_total: bool = False
     property_name: str = ""
     property_type: str = ""
+    portfolio_code: str = ""  # used only when the property is first seen
     row: int | str = 0  # where it came from, for messages
     # PDF only: the whole row's box, and one box per field ('account_code', 'account_name', 'amount').
     box: FieldBox | None = None
@@ -218,8 +231,8 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
     for index, name in enumerate(names):
         if not name:
             raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
-        if name not in CANONICAL_COLUMNS:
-            expected = ", ".join(CANONICAL_COLUMNS)
+        if name not in ACCEPTED_COLUMNS:
+            expected = ", ".join(ACCEPTED_COLUMNS)
             message = f"unknown column {cell_repr(name)} (expected {expected})"
             raise ImportFileError(file, 1, label(index, name[:MAX_ECHOED]), message)
         if name in seen:
@@ -248,7 +261,7 @@ def build_row(
     failed = False
 
     def text(name: str) -> str:
-        return str(merged.get(name) or "").strip()
+        return strip_invisible(str(merged.get(name) or "")).strip()
 
     def fail(name: str, message: str) -> None:
         nonlocal failed
@@ -267,6 +280,9 @@ def build_row(
     property_name = text("property_name")
     if len(property_name) > MAX_PROPERTY_NAME:
         fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
+    portfolio_code = text("portfolio_code")
+    if portfolio_code and not PORTFOLIO_CODE_RE.match(portfolio_code):
+        fail("portfolio_code", f"bad portfolio code {cell_repr(portfolio_code)} (1-30 letters, digits, '_' or '-')")
     document_type = text("document_type")
     if document_type not in DOCUMENT_TYPES:
         fail(
@@ -311,6 +327,7 @@ def build_row(
         is_total=is_total,
         property_name=property_name,
         property_type=property_type,
+        portfolio_code=portfolio_code,
         row=row,
     )
 

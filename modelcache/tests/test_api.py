@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from modelcache.models import AnomalyModelCache
 from modelcache.services import default_cache
 from modelcache.tests.helpers import CountingTrainer, PropertyFactory, lookup, series
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 LIST = "/api/v1/model-cache/"
@@ -29,7 +30,7 @@ def make_entries(prop, accounts=("4010", "4020", "4030"), lookups_each=1):
 
 
 def client_for(*, perms: tuple[str, ...] = ()) -> APIClient:
-    user = User.objects.create_user(f"user{User.objects.count()}", password="x")
+    user = grant_default_portfolio(User.objects.create_user(f"user{User.objects.count()}", password="x"))
     for codename in perms:
         user.user_permissions.add(Permission.objects.get(codename=codename))
     client = APIClient()
