@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,28 +25,22 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from anomalies.detection.detectors import FittedModel  # noqa: E402
-from anomalies.detection.engine import SeriesModelKey, detect_anomalies  # noqa: E402
+from anomalies.detection.engine import detect_anomalies  # noqa: E402
 from anomalies.detection.peers import PeerStats  # noqa: E402
+from anomalies.detection.provider import ModelRequest, TrainingProvider  # noqa: E402
 from anomalies.detection.table import LineTable, line_table_from_rows  # noqa: E402
 
 
-class MemoryProvider:
+class MemoryProvider(TrainingProvider):
     """Warm cache: trains once per key, then returns the stored model."""
 
     def __init__(self) -> None:
-        self.models: dict[SeriesModelKey, FittedModel] = {}
+        self.models: dict[str, FittedModel] = {}
 
-    def get_or_train(
-        self,
-        key: SeriesModelKey,
-        model_type: str,
-        config: dict[str, Any],
-        x_train: np.ndarray,
-        train: Callable[[], FittedModel],
-    ) -> FittedModel:
-        if key not in self.models:
-            self.models[key] = train()
-        return self.models[key]
+    def get_or_train(self, request: ModelRequest, x_train: np.ndarray, train: Callable[[], FittedModel]) -> FittedModel:
+        if request.model_key not in self.models:
+            self.models[request.model_key] = train()
+        return self.models[request.model_key]
 
 
 def one_document_table(lines: int = 60, months: int = 36, seed: int = 0) -> LineTable:

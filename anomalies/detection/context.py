@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kernel.vocabulary import ERROR_SIGNATURES as PATTERN_FACTORS
+from kernel.vocabulary import PATTERN_MISSING, PATTERN_NONE
+
 from .arrays import (
     LOCAL_WINDOW,
     MAD_TO_SIGMA,
@@ -106,23 +109,7 @@ INTERMITTENT_ZERO_SHARE = 0.3
 # on a series with independent monthly noise its residual scale is sqrt(2) times the local one,
 # so it is kept only when it is not clearly worse than the best other family.
 NEIGHBOUR_DOMINANCE = 1.3
-# Error signatures: the amount, with the error undone, fits its context again.
-PATTERN_NONE, PATTERN_DECIMAL, PATTERN_SIGN, PATTERN_DUPLICATE, PATTERN_MISSING = 0, 1, 2, 3, 4
-PATTERN_NAMES = {
-    PATTERN_DECIMAL: "decimal_shift",
-    PATTERN_SIGN: "sign_flip",
-    PATTERN_DUPLICATE: "duplicate",
-    PATTERN_MISSING: "missing",
-}
-PATTERN_FACTORS = (
-    (10.0, PATTERN_DECIMAL),
-    (100.0, PATTERN_DECIMAL),
-    (1000.0, PATTERN_DECIMAL),
-    (0.1, PATTERN_DECIMAL),
-    (0.01, PATTERN_DECIMAL),
-    (-1.0, PATTERN_SIGN),
-    (2.0, PATTERN_DUPLICATE),
-)
+# Error signatures (kernel.vocabulary): the amount, with the error undone, fits its context again.
 PATTERN_FIT_Z = 2.0  # the corrected amount must sit within 2 scales of the context
 
 

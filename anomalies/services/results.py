@@ -1,7 +1,8 @@
-"""The engine's result for a chunk, as one ScoredLine per target line (plus absent postings).
+"""The engine's result, read out as one ScoredLine per line of a chunk's documents.
 
-``run_engine`` runs the Django-free engine over the chunk's whole context (its properties) and
-keeps the rows of the target documents; each step below takes the typed :class:`EngineRun`.
+``engine_result`` runs the Django-free engine over a property's whole table (its context);
+``scored_lines`` reads the rows of the chunk's documents out of it, each step below taking the
+typed :class:`EngineRun`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from anomalies.detection.peers import PeerStats
 from anomalies.detection.statements import StatementFinding, TotalOutcome
 from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
-from anomalies.models import Severity
-from anomalies.selectors import DetectionInput
+from anomalies.models import ModelSelectionLog, Severity
+from anomalies.selectors import DetectionInput, TargetDocument
 from anomalies.services.feedback import NEW_NORMAL_SEPARATOR, original_account
 from anomalies.services.options import EngineOptions
+from kernel.values import fitting
 
 
 @dataclass
@@ -53,16 +55,16 @@ class ScoredLine:
 @dataclass
 class EngineOutput:
     lines: list[ScoredLine]
-    selections: list[dict[str, Any]]  # ModelSelectionLog fields
     series_modelled: int
 
 
 @dataclass
 class EngineRun:
-    """The engine's result over a chunk's table, indexed by table row for the steps below."""
+    """The engine's result over a property's table, and the chunk's documents to read out of it."""
 
-    inp: DetectionInput
+    lines: DetectionInput
     table: LineTable
+    targets: dict[int, TargetDocument]
     rows_of_doc: dict[int, np.ndarray]
     result: detection_engine.DetectionResult
     findings: dict[int, detection_engine.Finding]
@@ -71,10 +73,19 @@ class EngineRun:
     total_outcomes: dict[int, TotalOutcome]  # total row -> its footing result
 
     @classmethod
-    def of(cls, inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], result: Any) -> EngineRun:
+    def of(
+        cls,
+        *,
+        lines: DetectionInput,
+        table: LineTable,
+        result: detection_engine.DetectionResult,
+        targets: dict[int, TargetDocument],
+        rows_of_doc: dict[int, np.ndarray],
+    ) -> EngineRun:
         return cls(
-            inp=inp,
+            lines=lines,
             table=table,
+            targets=targets,
             rows_of_doc=rows_of_doc,
             result=result,
             findings={f.row: f for f in result.findings if f.row >= 0},
@@ -84,51 +95,28 @@ class EngineRun:
         )
 
 
-def run_engine(
-    inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], options: EngineOptions
-) -> EngineOutput:
-    """Run the engine over the whole table and keep the results of the target documents' rows."""
-    # The table is the targets' whole properties (context); only the targets' rows are scored.
-    score_mask = _score_mask(table.n_rows, rows_of_doc)
-    _prefetch_models(options.model_provider, table, score_mask)
-    result = detection_engine.detect_anomalies(
+def engine_result(lines: DetectionInput, table: LineTable, options: EngineOptions) -> detection_engine.DetectionResult:
+    """The engine's result for every row of a property's table (its documents are all scored)."""
+    return detection_engine.detect_anomalies(
         table,
         use_pyod=options.use_pyod,
         model_provider=options.model_provider,
         llm=options.llm,
         seed=options.seed,
-        peers=_peers_for(table, inp.peers),
-        score_mask=score_mask,
+        peers=_peers_for(table, lines.peers),
     )
-    run = EngineRun.of(inp, table, rows_of_doc, result)
+
+
+def scored_lines(run: EngineRun) -> EngineOutput:
+    """One ScoredLine per line of the chunk's documents, plus their absent postings."""
     lines = [
         line
-        for doc_id, rows in rows_of_doc.items()
+        for doc_id, rows in run.rows_of_doc.items()
         for r in rows
         if (line := _line_for_row(run, doc_id, int(r))) is not None
     ]
     lines += _absent_lines(run, lines)
-    return EngineOutput(lines=lines, selections=_selection_rows(run), series_modelled=_series_modelled(run))
-
-
-def _score_mask(n_rows: int, rows_of_doc: dict[int, np.ndarray]) -> np.ndarray:
-    mask = np.zeros(n_rows, dtype=bool)
-    for rows in rows_of_doc.values():
-        mask[rows] = True
-    return mask
-
-
-def _prefetch_models(provider: Any, table: LineTable, score_mask: np.ndarray) -> None:
-    if provider is None or not hasattr(provider, "prefetch"):
-        return
-    detail = ~table.is_total & score_mask
-    keys = {
-        detection_engine.SeriesModelKey(int(p), str(t), str(a))
-        for p, t, a in zip(
-            table.property_ids[detail], table.document_types[detail], table.account_codes[detail], strict=True
-        )
-    }
-    provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
+    return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
 
 
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
@@ -195,7 +183,7 @@ def _quiet_line(
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
         line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        amount=run.lines.amounts[r],
         anomaly_score=0.0,
         is_anomaly=False,
         severity=Severity.LOW,
@@ -259,7 +247,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
         line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        amount=run.lines.amounts[r],
         anomaly_score=score,
         is_anomaly=flagged,
         severity=str(result.severity[r]) or Severity.LOW,
@@ -279,7 +267,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
 
 def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     """Absent postings: a line the series always has is missing from a target document."""
-    targets = run.inp.targets
+    targets = run.targets
     doc_by_key = {(t.property_id, t.document_type, t.period_ordinal): d for d, t in targets.items() if d in run.rows_of_doc}
     present = {(line.document_id, line.account_code) for line in lines}
     absent: list[ScoredLine] = []
@@ -317,20 +305,16 @@ def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     return absent
 
 
-def _selection_rows(run: EngineRun) -> list[dict[str, Any]]:
-    """ModelSelectionLog fields of the series of the targets' statements."""
-    targets = run.inp.targets
-    target_pairs = {(targets[d].property_id, targets[d].document_type) for d in run.rows_of_doc}
+def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, Any]]:
+    """ModelSelectionLog fields of every model the engine selected and trained in this result."""
     rows = []
-    for record in run.result.selections:
+    for record in result.selections:
         key, sel = record.key, record.selection
-        if (key.property_id, key.document_type) not in target_pairs:
-            continue
         rows.append(
             {
                 "property_id": key.property_id,
                 "document_type": key.document_type,
-                "account_code": original_account(key.account_code)[:40],
+                "account_code": fitting(ModelSelectionLog, "account_code", original_account(key.account_code)),
                 "data_characteristics": _jsonable(sel.characteristics),
                 "rule_recommended_models": list(sel.rule_candidates),
                 "llm_recommended_models": list(sel.llm_recommended) if sel.llm_recommended is not None else None,
@@ -376,8 +360,8 @@ def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:
 
 
 def _statement_explanation(sf: StatementFinding, run: EngineRun) -> dict[str, Any]:
-    n_rows = run.inp.n_rows
-    covered = [original_account(str(run.inp.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
+    n_rows = run.lines.n_rows
+    covered = [original_account(str(run.lines.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
     return {
         "summary": sf.sentence[:500],
         "root_cause_type": sf.anomaly_type,
