@@ -234,14 +234,21 @@ RECURRING_STEP_SHARE = 0.5
 
 
 def recurring_steps(y: FloatArray) -> BoolArray:
-    """(S,T): the month-over-month change at t recurs around the same calendar month of another year."""
+    """(S,T): the month-over-month change at t recurs around the same calendar month of every
+    other year of the series (a season that starts or ends), not only by chance in one of them."""
     d = y - shift(y, 1)
-    out = np.zeros(y.shape, dtype=bool)
+    every = np.ones(y.shape, dtype=bool)
+    seen = np.zeros(y.shape, dtype=bool)
     for years in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1):
         if not years:
             continue
+        matched = np.zeros(y.shape, dtype=bool)
+        available = np.zeros(y.shape, dtype=bool)
         for month in (-1, 0, 1):
             other = shift(d, 12 * years + month)
+            available |= np.isfinite(other)
             with np.errstate(invalid="ignore"):
-                out |= np.isfinite(other) & (other * d > 0) & (np.abs(other) >= RECURRING_STEP_SHARE * np.abs(d))
-    return out
+                matched |= np.isfinite(other) & (other * d > 0) & (np.abs(other) >= RECURRING_STEP_SHARE * np.abs(d))
+        every &= matched | ~available
+        seen |= available
+    return every & seen

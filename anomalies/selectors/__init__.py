@@ -28,6 +28,7 @@ from anomalies.selectors.detection_input import (
 )
 from anomalies.selectors.listing import (
     EXPORT_COLUMNS,
+    account_name_expression,
     anomaly_get,
     anomaly_list,
     export_rows,
@@ -44,6 +45,7 @@ __all__ = [
     "PropertyHeatmap",
     "SeriesPoint",
     "TargetDocument",
+    "account_name_expression",
     "anomaly_get",
     "anomaly_list",
     "anomaly_series",

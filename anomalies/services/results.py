@@ -18,12 +18,14 @@ from anomalies.detection import engine as detection_engine
 from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.peers import PeerStats
-from anomalies.detection.statements import StatementFinding
+from anomalies.detection.statements import StatementFinding, TotalOutcome
+from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
-from anomalies.models import Severity
+from anomalies.models import ModelSelectionLog, Severity
 from anomalies.selectors import DetectionInput, TargetDocument
 from anomalies.services.feedback import NEW_NORMAL_SEPARATOR, original_account
 from anomalies.services.options import EngineOptions
+from kernel.values import fitting
 
 
 @dataclass
@@ -110,6 +112,7 @@ class EngineRun:
     findings: dict[int, detection_engine.Finding]
     statements: dict[int, StatementFinding]
     insufficient: dict[int, int]  # row -> points in its series
+    total_outcomes: dict[int, TotalOutcome]  # total row -> its footing result
 
     @classmethod
     def of(
@@ -131,12 +134,12 @@ class EngineRun:
             findings={f.row: f for f in result.findings if f.row >= 0},
             statements={sf.row: sf for sf in result.statement_findings},
             insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
+            total_outcomes={o.row: o for o in result.total_outcomes},
         )
 
 
 def engine_result(lines: DetectionInput, table: LineTable, options: EngineOptions) -> detection_engine.DetectionResult:
     """The engine's result for every row of a property's table (its documents are all scored)."""
-    _prefetch_models(options.model_provider, table)
     return detection_engine.detect_anomalies(
         table,
         use_pyod=options.use_pyod,
@@ -159,19 +162,6 @@ def scored_lines(run: EngineRun) -> EngineOutput:
     return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
 
 
-def _prefetch_models(provider: Any, table: LineTable) -> None:
-    if provider is None or not hasattr(provider, "prefetch"):
-        return
-    detail = ~table.is_total
-    keys = {
-        detection_engine.SeriesModelKey(int(p), str(t), str(a))
-        for p, t, a in zip(
-            table.property_ids[detail], table.document_types[detail], table.account_codes[detail], strict=True
-        )
-    }
-    provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
-
-
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
     if peers is None:
         return None
@@ -186,12 +176,52 @@ def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
         return _scored_line(run, doc_id, r, score)
     if r in run.insufficient:
         return _insufficient_line(run, doc_id, r)
-    return None  # a total that foots: checked, not scored
+    if r in run.total_outcomes:
+        return _total_line(run, doc_id, r, run.total_outcomes[r])
+    return None
+
+
+def _total_line(run: EngineRun, doc_id: int, r: int, outcome: TotalOutcome) -> ScoredLine:
+    """A total that foots, or whose structure is not learned yet: checked, not an anomaly."""
+    learned = outcome.status == FOOTS
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=outcome.expected_value if learned else None,
+        detector="statement:footing" if learned else "statement:not_learned",
+        contributions={"statement": {"status": outcome.status, "structure": outcome.reason}},
+        explanation_text=f"Foots: {outcome.reason}." if learned else f"Not checked: {outcome.reason}.",
+    )
 
 
 def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
     n_points = run.insufficient[r]
     needed = detection_engine.MIN_HISTORY
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=None,
+        detector="insufficient_history",
+        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
+        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        insufficient_history=True,
+    )
+
+
+def _quiet_line(
+    run: EngineRun,
+    doc_id: int,
+    r: int,
+    *,
+    expected_value: float | None,
+    detector: str,
+    contributions: dict[str, Any],
+    explanation_text: str,
+    insufficient_history: bool = False,
+) -> ScoredLine:
+    """A line that was looked at and is not an anomaly, with the reason."""
     return ScoredLine(
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
@@ -201,17 +231,17 @@ def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
         is_anomaly=False,
         severity=Severity.LOW,
         anomaly_type="none",
-        expected_value=None,
+        expected_value=expected_value,
         z_score=None,
         percentage_change=None,
         direction="none",
-        detector="insufficient_history",
+        detector=detector,
         model_key="",
         model_version="",
-        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
-        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        contributions=contributions,
+        explanation_text=explanation_text,
         explanation=None,
-        insufficient_history=True,
+        insufficient_history=insufficient_history,
     )
 
 
@@ -327,7 +357,7 @@ def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, A
             {
                 "property_id": key.property_id,
                 "document_type": key.document_type,
-                "account_code": original_account(key.account_code)[:40],
+                "account_code": fitting(ModelSelectionLog, "account_code", original_account(key.account_code)),
                 "data_characteristics": _jsonable(sel.characteristics),
                 "rule_recommended_models": list(sel.rule_candidates),
                 "llm_recommended_models": list(sel.llm_recommended) if sel.llm_recommended is not None else None,

@@ -13,6 +13,7 @@ from batch_jobs.services import chunks
 from batch_jobs.tests import factories
 from kernel.exceptions import ApplicationError, ConflictError
 from kernel.flags import FeatureDisabled
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 
@@ -86,9 +87,11 @@ def test_create_counts_latest_versions_matching_every_filter():
 
 
 def test_create_records_user_and_default_name(django_user_model):
-    user = django_user_model.objects.create_user("ana")
+    user = grant_default_portfolio(django_user_model.objects.create_user("ana"))
+    prop = factories.PropertyFactory()
     job = create(job_name="  ", initiated_by=user)
     assert job.initiated_by == user
+    assert job.property_ids == [prop.pk]  # "every property" of a user's portfolios, named
     assert job.job_name.startswith("Reprocess ")
     assert job.status == JobStatus.QUEUED
 
