@@ -12,7 +12,8 @@ from django.contrib import admin
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from anomalies.models import AnomalyDetection, AnomalyExplanation
+from anomalies.models import AnomalyDetection, AnomalyExplanation, AnomalyFeedback
+from batch_jobs.models import BatchReprocessingJob
 from documents.models import DocumentUpload, LineItem, Property
 from documents.services import UploadedSource, documents_import
 from documents.tests.helpers import csv_bytes
@@ -125,8 +126,8 @@ def _console_pages(prop: Property) -> list[str]:
     pages += [
         reverse("admin:documents_lineitem_change", args=[pk]) for pk in LineItem.objects.values_list("pk", flat=True)[:5]
     ]
-    pages.append(reverse("admin:anomalies_anomalyfeedback_change", args=[1]))
-    pages.append(reverse("admin:batch_jobs_batchreprocessingjob_change", args=[1]))
+    pages.append(reverse("admin:anomalies_anomalyfeedback_change", args=[AnomalyFeedback.objects.get().pk]))
+    pages.append(reverse("admin:batch_jobs_batchreprocessingjob_change", args=[BatchReprocessingJob.objects.get().pk]))
     return pages
 
 
