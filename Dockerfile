@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Runtime requirements only: tests, lint, selenium and schemathesis are in requirements-dev.txt.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

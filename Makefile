@@ -1,7 +1,8 @@
 # REIMS Anomaly. `make demo` runs the whole product on the embedded default (SQLite + a
 # filesystem Celery broker under var/); `make test` runs the test suite.
 VENV := .venv
-# By default everything runs in .venv, created from requirements.txt on first use; pass
+# By default everything runs in .venv, created on first use from requirements-dev.txt (the runtime
+# requirements.txt plus tests, lint and browser tests: `make test` needs them all); pass
 # PYTHON=... (as CI does) to use another interpreter that already has the requirements.
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(VENV)/bin/python
@@ -14,12 +15,12 @@ help:
 	@echo "make demo   - install, migrate, load the demo portfolio, detect, start web+worker+beat"
 	@echo "make test   - the test suite (uses DATABASE_URL / CELERY_BROKER_URL when set)"
 	@echo "make bench  - the benchmarks in benchmarks/"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff (style, complexity) and mypy (services, selectors, kernel, numeric core)"
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 venv install: $(VENV)/.installed
@@ -33,6 +34,7 @@ test: $(DEPS)
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 format: $(DEPS)
 	$(PYTHON) -m ruff format .
@@ -51,6 +53,7 @@ bench: $(DEPS)
 	$(PYTHON) benchmarks/quality.py --generator independent
 	$(PYTHON) benchmarks/detection_speed.py
 	$(PYTHON) benchmarks/import_speed.py --postgres-url $(BENCH_PG)/reims_bench
+	$(PYTHON) benchmarks/import_errors.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_cache $(PYTHON) benchmarks/cache.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py

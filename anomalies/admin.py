@@ -14,11 +14,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from anomalies import console, services
+from anomalies import console, selectors, services
 from anomalies.models import (
     AnomalyDetection,
     AnomalyExplanation,
@@ -27,19 +27,18 @@ from anomalies.models import (
     FeedbackType,
     ModelSelectionLog,
 )
-from kernel.admin_utils import ReadableJSONMixin, pretty_json
+from documents.admin_scoping import PortfolioScopedAdminMixin
+from documents.scoping import sees_everything
+from kernel.admin_utils import ReadOnlyAdmin, pretty_json
 from kernel.exceptions import ApplicationError
+from modelcache.selectors import model_cache_entry_by_key
 
 
-class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+def account_cell(*, name: str, code: str, where: str) -> str:
+    """An account in a list: its name, and under it the code and where it is (statement, property)."""
+    return format_html(
+        '<span class="account-name">{}</span> <span class="account-code">{} · {}</span>', name or code, code, where
+    )
 
 
 class FlaggedFilter(admin.SimpleListFilter):
@@ -67,19 +66,19 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(AnomalyDetection)
-class AnomalyDetectionAdmin(ReadOnlyAdmin):
+class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
+    # Fits 1,400 px with the side menu open (console.css: .change-list.console-anomalies); the
+    # document type and the detector are on the review page and in the filters.
     list_display = (
         "property_code",
-        "document_type",
+        "account_display",
         "period_label",
-        "account_code",
         "amount_display",
         "expected_display",
         "anomaly_score_display",
         "severity",
         "anomaly_type",
         "status",
-        "detector",
     )
     list_filter = (
         FlaggedFilter,
@@ -89,7 +88,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
         "document_type",
         ("property", admin.RelatedOnlyFieldListFilter),
     )
-    search_fields = ("account_code", "property__code")
+    search_fields = ("account_code", "line_item__account_name", "property__code")
     list_select_related = ("property", "period")
     ordering = ("-anomaly_score", "-detected_at")
     list_per_page = 50
@@ -112,13 +111,12 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                     "expected_value",
                     "z_score",
                     "percentage_change",
-                    "direction",
                     "confidence",
                     "contributions_pretty",
                 )
             },
         ),
-        ("Model", {"fields": ("detector", "model_key", "model_version", "detected_at", "updated_at")}),
+        ("Model", {"fields": ("detector", "cached_model", "model_version", "detected_at", "updated_at")}),
     )
     # The explanation is shown by the review panel above the fields (anomalies.console).
     inlines = ()
@@ -126,9 +124,25 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
 
+    @admin.display(description="model key")
+    def cached_model(self, obj: AnomalyDetection) -> str:
+        """The key, linked to the cache entry whose model scored this line (when it is still stored)."""
+        entry = model_cache_entry_by_key(model_key=obj.model_key)
+        if entry is None:
+            return obj.model_key or "—"
+        url = reverse("admin:modelcache_anomalymodelcache_change", args=[entry.pk])
+        return format_html('<a href="{}">{}</a> ({}, {})', url, obj.model_key, entry.model_type, entry.model_version)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(account_name=selectors.account_name_expression())
+
     @admin.display(description="property", ordering="property__code")
     def property_code(self, obj: AnomalyDetection) -> str:
         return obj.property.code
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyDetection) -> str:
+        return account_cell(name=obj.account_name, code=obj.account_code, where=obj.get_document_type_display())
 
     @admin.display(description="period", ordering="period__ordinal")
     def period_label(self, obj: AnomalyDetection) -> str:
@@ -176,6 +190,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 model_admin=self,
                 changelist_filters=request.GET.get("_changelist_filters", ""),
             )
+            extra_context["subtitle"] = extra_context["review"]["heading"]
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     def feedback_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -190,7 +205,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         detection = self.get_object(request, str(object_id))
         if detection is None or not self.has_view_permission(request, detection):
-            raise PermissionDenied
+            raise Http404
         filters = request.POST.get("_changelist_filters", "")
         queue = console.review_queue_position(
             model_admin=self, request=request, anomaly_id=detection.id, changelist_filters=filters
@@ -201,7 +216,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 anomaly_id=detection.id,
                 user=request.user,
                 feedback_type=feedback_type,
-                notes=request.POST.get("notes", "").strip()[:2000],
+                notes=request.POST.get("notes", ""),
             )
         except ApplicationError as exc:
             details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())
@@ -210,7 +225,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
         done = format_html(
             '<a id="reviewed-link" href="{}">{} {} ({})</a> marked {}.',
             console.change_url(detection.id, filters),
-            detection.account_code,
+            console.account_label(detection),
             detection.period.label,
             detection.property.code,
             feedback.get_feedback_type_display().lower(),
@@ -250,11 +265,20 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AnomalyExplanation)
-class AnomalyExplanationAdmin(ReadOnlyAdmin):
-    list_display = ("summary", "root_cause_type", "explanation_method", "computation_time_ms", "created_at")
+class AnomalyExplanationAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
+    list_display = ("account_display", "summary", "root_cause_type", "explanation_method", "created_at")
     list_filter = ("root_cause_type", "explanation_method")
-    search_fields = ("summary", "anomaly__account_code", "anomaly__property__code")
-    list_select_related = ("anomaly",)
+    search_fields = ("summary", "anomaly__account_code", "anomaly__line_item__account_name", "anomaly__property__code")
+    list_select_related = ("anomaly", "anomaly__property")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        names = selectors.account_name_expression(line_item="anomaly__line_item", account_code="anomaly__account_code")
+        return super().get_queryset(request).annotate(account_name=names)
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyExplanation) -> str:
+        return account_cell(name=obj.account_name, code=obj.anomaly.account_code, where=obj.anomaly.property.code)
+
     json_fields = ("contributing_factors", "suggested_actions", "shap_values", "lime_explanation")
     fields = (
         "anomaly",
@@ -272,12 +296,12 @@ class AnomalyExplanationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AnomalyFeedback)
-class AnomalyFeedbackAdmin(ReadOnlyAdmin):
+class AnomalyFeedbackAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "property",
         "document_type",
         "period",
-        "account_code",
+        "account_display",
         "field_value",
         "feedback_type",
         "user",
@@ -288,6 +312,15 @@ class AnomalyFeedbackAdmin(ReadOnlyAdmin):
     search_fields = ("account_code", "property__code", "notes")
     list_select_related = ("property", "period", "user")
     json_fields = ("business_context",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        names = selectors.account_name_expression(line_item="anomaly__line_item")
+        return super().get_queryset(request).annotate(account_name=names)
+
+    @admin.display(description="account", ordering="account_name")
+    def account_display(self, obj: AnomalyFeedback) -> str:
+        return account_cell(name=obj.account_name, code=obj.account_code, where=obj.get_document_type_display())
+
     fields = (
         "anomaly",
         "user",
@@ -310,7 +343,7 @@ class AnomalyFeedbackAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelSelectionLog)
-class ModelSelectionLogAdmin(ReadOnlyAdmin):
+class ModelSelectionLogAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "property",
         "document_type",
@@ -362,6 +395,15 @@ class CrossPropertyBenchmarkAdmin(ReadOnlyAdmin):
     @admin.display(description="property ids")
     def property_ids_pretty(self, obj: CrossPropertyBenchmark) -> str:
         return pretty_json(obj.property_ids)
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        # Peer groups span portfolios: only superusers see which properties a figure is made of.
+        if sees_everything(request.user):
+            return self.fields
+        return tuple(f for f in self.fields if f != "property_ids_pretty")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self.get_fields(request, obj)
 
     fields = (
         "account_code",

@@ -27,7 +27,10 @@ from django.utils.safestring import SafeString, mark_safe
 from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
 from anomalies.models import AnomalyDetection, AnomalyExplanation, AnomalyFeedback, AnomalyType, FeedbackType
+from anomalies.selectors.benchmarks import benchmark_position
+from anomalies.services.feedback import FEEDBACK_NOTES_MAX_LENGTH
 from documents.models import DocumentType
+from kernel.flags import FeatureFlags
 
 # Ids of the queue read to find a row's neighbours: a review queue is a few thousand rows at most;
 # beyond this the page still works but shows no position and no neighbours past the limit.
@@ -110,6 +113,12 @@ def changelist_url(changelist_filters: str = "") -> str:
     return f"{url}?{changelist_filters}" if changelist_filters else url
 
 
+def account_label(detection: AnomalyDetection) -> str:
+    """'4010-0000 Base rent': the code and the account's name (``account_name`` is annotated by
+    ``selectors.account_name_expression``, as the admin's queryset and the selectors do)."""
+    return f"{detection.account_code} {detection.account_name}".strip()
+
+
 # --- The series chart ------------------------------------------------------------------------------
 
 
@@ -149,8 +158,9 @@ def expected_band(points: list[selectors.SeriesPoint], *, threshold: float | Non
     return low, high, z_flag
 
 
-def series_chart(*, detection: AnomalyDetection) -> SeriesChart:
-    """The anomaly's series: amounts, expected values and band, flagged months marked."""
+def series_chart(*, detection: AnomalyDetection, account: str = "") -> SeriesChart:
+    """The anomaly's series: amounts, expected values and band, flagged months marked; ``account``
+    titles it (default: the account code)."""
     points = selectors.anomaly_series(detection=detection)
     low, high, z_flag = expected_band(points, threshold=detection.threshold)
     marked = [i for i, p in enumerate(points) if p.is_anomaly or p.detection_id == detection.id]
@@ -166,7 +176,7 @@ def series_chart(*, detection: AnomalyDetection) -> SeriesChart:
         current=current,
         width=760,
         height=300,
-        title=f"{detection.account_code} · {detection.get_document_type_display()} · {detection.property.code}",
+        title=f"{account or detection.account_code} · {detection.get_document_type_display()} · {detection.property.code}",
     )
     if z_flag is None:
         note = "No expected band: too few ordinary months with a stored deviation to measure the series' spread."
@@ -183,8 +193,45 @@ def series_chart(*, detection: AnomalyDetection) -> SeriesChart:
 # --- The review page ---------------------------------------------------------------------------------
 
 
+# The engine's features (anomalies.detection.features.FEATURE_NAMES) in an accountant's words, and
+# how each stored value reads.
+FEATURE_WORDS: dict[str, tuple[str, str]] = {
+    "level": ("Amount", "money"),
+    "log_magnitude": ("Size of the amount", "none"),
+    "change": ("Change from the month before", "money"),
+    "pct_change": ("Change from the month before", "percent"),
+    "yoy_ratio": ("Against the same month last year", "times"),
+    "trailing_robust_z": ("Distance from the last 12 months", "spread"),
+    "seasonal_residual_z": ("Distance from this month in other years", "spread"),
+    "local_residual_z": ("Distance from the six surrounding months", "spread"),
+    "decimal_shift": ("Looks like a misplaced decimal point", "closeness"),
+    "sign_mismatch": ("Sign opposite to this account's usual sign", "yes"),
+    "revenue_share": ("Share of the month's revenue", "percent"),
+    "peer_z": ("Distance from the same account at other properties", "spread"),
+    "statement_arithmetic": ("The statement's own arithmetic", "none"),
+}
+
+
+def _feature_value(kind: str, value: Any) -> str:
+    if not isinstance(value, int | float) or kind == "none":
+        return ""
+    value = float(value)
+    if kind == "money":
+        return _readable(value)
+    if kind == "percent":
+        return f"{value * 100:+.0f} %" if abs(value) < 1e4 else ""
+    if kind == "times":
+        return f"{value:.1f}× last year's amount" if value > 0 else "last year's amount had the other sign"
+    if kind == "spread":
+        return f"{abs(value):.1f}× its usual spread {'above' if value >= 0 else 'below'}"
+    if kind == "closeness":
+        return "yes" if value >= 0.5 else "no"
+    return "yes" if value else "no"
+
+
 def factor_rows(factors: Any) -> list[dict[str, Any]]:
-    """Contributing factors as rows (name, share 0-1 or None, detail) whatever their stored shape.
+    """Contributing factors as rows (name, share 0-1 or None, detail) whatever their stored shape,
+    named and rounded as an accountant reads them (FEATURE_WORDS).
 
     The engine stores a list of {feature, value, contribution} for model findings and a
     {statement: {...}} mapping for arithmetic checks; both read as rows here.
@@ -201,21 +248,29 @@ def factor_rows(factors: Any) -> list[dict[str, Any]]:
             rows.append({"name": str(item), "share": None, "detail": ""})
             continue
         share = item.get("contribution")
-        detail = {k: v for k, v in item.items() if k not in {"feature", "contribution"}}
+        feature = str(item.get("feature", "factor"))
+        name, kind = FEATURE_WORDS.get(feature, (feature.replace("_", " ").capitalize(), ""))
+        extra = {k: v for k, v in item.items() if k not in {"feature", "contribution", "value"}}
+        detail = _feature_value(kind, item.get("value")) if kind else _readable(item.get("value", ""))
+        details = [detail] if detail else []
+        details += [f"{k.replace('_', ' ')} {_readable(v)}" for k, v in extra.items()]
         rows.append(
             {
-                "name": str(item.get("feature", "factor")).replace("_", " "),
+                "name": name,
                 "share": float(share) if isinstance(share, int | float) else None,
                 "percent": round(100 * float(share)) if isinstance(share, int | float) else None,
-                "detail": ", ".join(f"{k.replace('_', ' ')} {_readable(v)}" for k, v in detail.items()),
+                "detail": ", ".join(details),
             }
         )
     return rows
 
 
 def _readable(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    """Numbers rounded as on a statement: whole units from 100 up, two decimals below."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else ("yes" if value else "no")
+    if isinstance(value, float | int):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
@@ -249,7 +304,10 @@ def review_context(
     feedback_log = (detection.contributions or {}).get("feedback") if isinstance(detection.contributions, dict) else None
     return {
         "detection": detection,
-        "chart": series_chart(detection=detection),
+        "account_label": account_label(detection),
+        "heading": f"{account_label(detection)} · {detection.get_document_type_display()} · {detection.period.label} "
+        f"· {detection.property.code}",
+        "chart": series_chart(detection=detection, account=account_label(detection)),
         "shap": shap_chart(explanation=explanation),
         "explanation": explanation,
         "root_cause": _root_cause_label(explanation.root_cause_type if explanation else detection.anomaly_type),
@@ -257,6 +315,10 @@ def review_context(
         "factors": factor_rows(explanation.contributing_factors if explanation else (detection.contributions or {})),
         "suggested_actions": list(explanation.suggested_actions) if explanation else [],
         "source_boxes": selectors.detection_source_boxes(detection=detection),
+        "benchmarks_enabled": FeatureFlags.is_enabled("PORTFOLIO_BENCHMARKS_ENABLED"),
+        "benchmark": benchmark_position(detection=detection)
+        if FeatureFlags.is_enabled("PORTFOLIO_BENCHMARKS_ENABLED")
+        else None,
         "document_url": reverse("admin:documents_documentupload_change", args=[detection.document_id]),
         "property_url": reverse("admin:documents_property_change", args=[detection.property_id]),
         "queue": queue,
@@ -269,6 +331,7 @@ def review_context(
         "own_feedback": own_feedback,
         "feedback_log": feedback_log,
         "feedback_url": reverse("admin:anomalies_anomalydetection_feedback", args=[detection.id]),
+        "notes_max_length": FEEDBACK_NOTES_MAX_LENGTH,
     }
 
 
@@ -289,6 +352,16 @@ def shap_chart(*, explanation: AnomalyExplanation | None) -> dict[str, Any] | No
 
 # --- The property heatmap ----------------------------------------------------------------------------
 
+HEATMAP_LABEL_WIDTH = 330  # px: "IS 4010-0000 " and a name of HEATMAP_NAME_CHARS at font size 10
+HEATMAP_NAME_CHARS = 40
+
+
+def heatmap_row_label(row: tuple[str, str], account_name: str) -> str:
+    """'IS 4010-0000 Base rent': the statement's short form, the code and the account's name."""
+    document_type, account_code = row
+    name = account_name if len(account_name) <= HEATMAP_NAME_CHARS else account_name[: HEATMAP_NAME_CHARS - 1] + "…"
+    return " ".join(part for part in (DOCUMENT_TYPE_SHORT.get(document_type, document_type), account_code, name) if part)
+
 
 def property_heatmap_svg(*, property_id: int) -> SafeString:
     """The property's flagged detections by series and month; a cell opens its anomaly.
@@ -301,12 +374,12 @@ def property_heatmap_svg(*, property_id: int) -> SafeString:
         return mark_safe("")
     queue = urlencode({"property__id__exact": property_id})
     svg = charts.heatmap_svg(
-        rows=[f"{DOCUMENT_TYPE_SHORT.get(t, t)} {account}" for t, account in heatmap.rows],
+        rows=[heatmap_row_label(key, heatmap.account_names.get(key, "")) for key in heatmap.rows],
         columns=heatmap.periods,
         cells={key: cell.score for key, cell in heatmap.cells.items()},
         links={key: change_url(cell.detection_id, queue) for key, cell in heatmap.cells.items()},
         details={key: f"{cell.severity}, {cell.status.replace('_', ' ')}" for key, cell in heatmap.cells.items()},
         cell=16,
-        row_label_width=120,
+        row_label_width=HEATMAP_LABEL_WIDTH,
     )
     return mark_safe(svg)  # noqa: S308 - charts escape every data label

@@ -8,7 +8,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
-from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,16 +21,10 @@ from documents.uploads import UploadTooLarge, check_declared_size, check_files_s
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.pagination import StrictPageNumberPagination
+from kernel.permissions import ReadOrRequiredPermission
 from kernel.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
-
-
-class CanImportDocuments(BasePermission):
-    """Reads need a login (checked by IsAuthenticated); uploads need documents.add_documentupload."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return request.method in SAFE_METHODS or request.user.has_perm(IMPORT_PERMISSION)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -66,10 +60,16 @@ class ImportSummarySerializer(serializers.Serializer):
     document_ids = serializers.ListField(child=serializers.IntegerField())
     new_document_ids = serializers.ListField(child=serializers.IntegerField())
     changed_document_ids = serializers.ListField(child=serializers.IntegerField())
+    detection_requested = serializers.BooleanField()
+    detection_tasks = serializers.IntegerField(help_text="detect_documents tasks queued on the anomaly queue")
+    detection_documents = serializers.IntegerField()
+    detection_error = serializers.CharField(allow_blank=True)
+    detection = serializers.CharField(help_text="what happened to detection, in words")
 
 
 class DocumentListApi(APIView):
-    permission_classes = [IsAuthenticated, CanImportDocuments]
+    permission_classes = [ReadOrRequiredPermission]
+    required_permission = IMPORT_PERMISSION
     throttle_classes = [DocumentImportThrottle]  # counts uploads (POST) only
 
     class InputSerializer(serializers.Serializer):
@@ -77,6 +77,9 @@ class DocumentListApi(APIView):
         property = serializers.RegexField(r"^[A-Za-z0-9_-]{1,20}$", required=False, allow_blank=True)
         document_type = serializers.ChoiceField(choices=DocumentType.choices, required=False, allow_blank=True)
         period = serializers.CharField(required=False, allow_blank=True, validators=[PERIOD_VALIDATOR])
+        detect = serializers.BooleanField(
+            required=False, default=True, help_text="false: do not queue detection of the imported documents"
+        )
 
     pagination_class = StrictPageNumberPagination  # also tells the schema that the list is paginated
 
@@ -117,7 +120,7 @@ class DocumentListApi(APIView):
         responses={200: DocumentOutputSerializer(many=True), 400: ErrorSerializer, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
-        documents = document_list(filters=request.query_params)
+        documents = document_list(user=request.user, filters=request.query_params)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(documents, request, view=self)
         return paginator.get_paginated_response(DocumentOutputSerializer(page, many=True).data)
@@ -131,8 +134,11 @@ class DocumentListApi(APIView):
             413: ErrorSerializer,
             429: ErrorSerializer,
         },
-        description="Import statement files through the same service as `import_documents`. A bad file "
-        "answers 400 with the one-line reason (file, row, column) in `detail` and `file`; nothing is written. "
+        description="Import statement files through the same service as `import_documents`. Every file is "
+        "validated first: any error answers 400 with every error of the call in `file` (up to 100, then "
+        "'and N more'), each `file: row R, column C: reason`, and `detail` the count (or the error when there "
+        "is one); nothing is written. A successful import queues detection of the documents it created or "
+        "changed on the anomaly queue (`detection` says so); `detect=false` skips it. "
         "Uploads larger than MAX_UPLOAD_SIZE_MB together answer 413, and more than THROTTLE_DOCUMENT_IMPORT "
         "uploads per user answer 429 (Retry-After says when to try again); neither writes anything.",
     )
@@ -141,7 +147,9 @@ class DocumentListApi(APIView):
         check_files_size(files)
         if not files:
             raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
-        data = {key: request.data.get(key) for key in ("property", "document_type", "period") if key in request.data}
+        data = {
+            key: request.data.get(key) for key in ("property", "document_type", "period", "detect") if key in request.data
+        }
         serializer = self.InputSerializer(data={**data, "file": files})
         serializer.is_valid(raise_exception=True)
         options = serializer.validated_data
@@ -149,6 +157,7 @@ class DocumentListApi(APIView):
             files=[UploadedSource.from_file(uploaded) for uploaded in files],
             uploaded_by=request.user,
             channel="api",
+            detect=options["detect"],
             overrides={
                 "property_code": options.get("property") or None,
                 "document_type": options.get("document_type") or None,
@@ -188,7 +197,7 @@ class DocumentDetailApi(APIView):
 
     @extend_schema(responses=DocumentDetailOutputSerializer)
     def get(self, request: Request, document_id: int) -> Response:
-        document = document_get(document_id=document_id)
+        document = document_get(document_id=document_id, user=request.user)
         if document is None:
             raise Http404
         return Response(DocumentDetailOutputSerializer(document).data)

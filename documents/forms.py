@@ -37,3 +37,9 @@ class ImportDocumentsForm(forms.Form):
         choices=[("", "— from the file —"), *DocumentType.choices], required=False, help_text="fills or overrides"
     )
     period = forms.CharField(required=False, validators=[PERIOD_VALIDATOR], help_text="YYYY-MM; fills or overrides")
+    detect = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Detect anomalies",
+        help_text="queue detection of the imported documents on the anomaly queue",
+    )

@@ -3,8 +3,10 @@ and the admin page.
 
 How an import goes:
 1. Every file is parsed and validated completely (``documents.parsing``) before anything is
-   written. A bad file raises ``DocumentImportError`` (an ``ApplicationError``: HTTP 400 with
-   ``{"file": [message]}``) whose message names the file, the row and the column.
+   written, and every error of the call is collected (``ImportErrors``). Any error raises
+   ``DocumentImportError`` (an ``ApplicationError``: HTTP 400 with ``{"detail": ..., "file":
+   [errors]}``) listing up to 100 errors, then "and N more", each naming the file, the row and the
+   column.
 2. All writes of one call happen in ONE transaction: an import of several files is all-or-nothing
    (one bad file rejects the whole call, and a database error rolls everything back).
 3. Properties, periods and accounts are upserted in a few queries (bulk inserts that ignore rows
@@ -19,6 +21,10 @@ How an import goes:
    cleared first (the partial unique constraint ``document_one_latest_version`` allows one latest
    row). Documents and line items are bulk inserted (line items in batches of 2,000); a PDF's
    field coordinates go to ``pdf_field_coordinates``.
+6. Detection (``detect=True``, the default): once the transaction has committed, the documents it
+   created or changed are queued for detection, one ``anomalies.tasks.detect_documents`` task per
+   property, sent by name (this app does not import the anomalies app) and routed to the
+   ``anomaly`` queue by CELERY_TASK_ROUTES. Unchanged documents are not queued again.
 ``extraction_status`` of an imported document is ``completed``; ``failed`` is never written by an
 import, because a file that fails is rejected whole and leaves nothing behind.
 """
@@ -35,6 +41,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,8 +55,9 @@ from documents.models import (
     PDFFieldCoordinate,
     Property,
 )
-from documents.parsing import CanonicalRow, ImportFileError, Overrides, parse_period, read_rows
+from documents.parsing import CanonicalRow, ImportErrors, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
+from documents.portfolios import import_access_errors, portfolio_for_new_property
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.periods import period_ordinal
@@ -61,16 +69,26 @@ PROGRESS_EVERY = 100  # documents
 LOGGED_IDS = 100  # at most this many file names / document ids on one log line
 MAX_LOGGED_REASON = 500  # characters
 
+DETECTION_TASK = "anomalies.tasks.detect_documents"  # on the anomaly queue (CELERY_TASK_ROUTES)
+
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase 'parse' counts files, phase 'write' counts documents."""
 
 
 class DocumentImportError(ApplicationError):
-    """A rejected file: the message is ImportFileError's one line (file, row, column, reason)."""
+    """A rejected import: every error of the call (up to MAX_LISTED_ERRORS, then "and N more"), each
+    one line ``file: row R, column C: reason``. ``message`` is that line when there is one error, else
+    the count and the first; ``field_errors["file"]`` (the API's 400 body) is the whole list."""
 
-    def __init__(self, error: ImportFileError) -> None:
-        super().__init__(str(error), field_errors={"file": [str(error)]})
-        self.error = error
+    def __init__(self, errors: ImportErrors) -> None:
+        lines = errors.lines()
+        message = lines[0] if errors.total == 1 else f"{errors.summary()} The first: {lines[0]}"
+        super().__init__(message, field_errors={"file": lines})
+        self.errors = errors
+
+    @property
+    def lines(self) -> list[str]:
+        return self.errors.lines()
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,11 @@ class ImportSummary:
     line_items_written: int = 0
     new_document_ids: list[int] = field(default_factory=list)
     changed_document_ids: list[int] = field(default_factory=list)
+    detection_requested: bool = True
+    detection_tasks: int = 0  # detect_documents tasks sent after the commit (one per property)
+    detection_documents: int = 0  # documents those tasks cover
+    detection_error: str = ""  # why queueing failed (the broker was unreachable), if it did
+    document_properties: dict[int, int] = field(default_factory=dict, repr=False)  # id -> property id
 
     @property
     def document_ids(self) -> list[int]:
@@ -109,12 +132,29 @@ class ImportSummary:
         return sorted(self.new_document_ids + self.changed_document_ids)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "document_ids": self.document_ids}
+        values = asdict(self)
+        values.pop("document_properties")
+        return {**values, "document_ids": self.document_ids, "detection": self.describe_detection()}
+
+    def describe_detection(self) -> str:
+        if not self.detection_requested:
+            return "detection not queued (asked not to)"
+        if self.detection_error:
+            return f"detection could NOT be queued ({self.detection_error}); run detect_anomalies"
+        if not self.document_ids:
+            return "nothing new to detect"
+        if not self.detection_tasks:
+            return f"detection of {len(self.document_ids)} document(s) will be queued when the transaction commits"
+        return (
+            f"detection queued for {self.detection_documents} document(s) in {self.detection_tasks} task(s) "
+            "on the anomaly queue"
+        )
 
     def describe(self) -> str:
         return (
             f"{self.files} file(s): {self.documents_new} new, {self.documents_changed} changed, "
-            f"{self.documents_unchanged} unchanged document(s); {self.line_items_written} line item(s) written"
+            f"{self.documents_unchanged} unchanged document(s); {self.line_items_written} line item(s) written; "
+            f"{self.describe_detection()}"
         )
 
 
@@ -183,8 +223,10 @@ def documents_import(
     overrides: Overrides | dict | None = None,
     progress: ProgressCallback | None = None,
     channel: str = "service",
+    detect: bool = True,
 ) -> ImportSummary:
     """Validate every file, then write them all in one transaction; see the module docstring.
+    ``detect=False`` skips queueing detection of the imported documents.
 
     Every call writes one ``documents_import`` line on the ``reims.events`` log (see
     ``kernel.logging``): ``outcome`` ok / rejected (a bad file, with its one-line reason) / error
@@ -201,7 +243,7 @@ def documents_import(
         "bytes": sum(len(source.data) for source in files),
     }
     try:
-        summary = _import(files, user=user, overrides=overrides, progress=progress)
+        summary = _import(files, user=user, overrides=overrides, progress=progress, detect=detect)
     except ApplicationError as exc:
         log_event(
             "documents_import",
@@ -230,6 +272,7 @@ def documents_import(
         documents_unchanged=summary.documents_unchanged,
         line_items=summary.line_items_written,
         document_ids=summary.document_ids[:LOGGED_IDS],
+        detection=summary.describe_detection(),
         duration_ms=_elapsed_ms(started),
         **context,
     )
@@ -246,41 +289,79 @@ def _import(
     user: Any | None,
     overrides: Overrides | dict | None,
     progress: ProgressCallback | None,
+    detect: bool,
 ) -> ImportSummary:
     if not files:
         raise ApplicationError("No file was submitted.", field_errors={"file": ["No file was submitted."]})
     parsed_overrides = _coerce_overrides(overrides)
     parsed: list[_ParsedFile] = []
+    errors = ImportErrors()
+    # Every file is read to its end, whatever the errors, so that one call reports all of them.
     for index, source in enumerate(files, start=1):
         try:
             source_format = source_format_of(source.name)
-            rows = read_rows(source.data, source.name, overrides=parsed_overrides)
         except ImportFileError as exc:
-            raise DocumentImportError(exc) from None
+            errors.add(exc)
+            continue
+        rows = read_rows(source.data, source.name, overrides=parsed_overrides, errors=errors)
         parsed.append(_ParsedFile(source, rows, hashlib.sha256(source.data).hexdigest(), source_format))
         if progress:
             progress("parse", index, len(files))
+    if errors:
+        raise DocumentImportError(errors)
     with transaction.atomic():
-        return _write(parsed, uploaded_by=user, progress=progress)
+        refused = import_access_errors(files=[(p.source.name, p.rows) for p in parsed], user=user)
+        if refused:
+            raise DocumentImportError(refused)
+        summary = _write(parsed, uploaded_by=user, progress=progress)
+        summary.detection_requested = detect
+        if detect and summary.document_ids:
+            # After the commit, so that the worker finds the lines (and a rollback queues nothing).
+            transaction.on_commit(lambda: _queue_detection(summary))
+    return summary
 
 
-def _upsert_properties(rows: Iterable[CanonicalRow]) -> dict[str, Property]:
-    first_seen: dict[str, tuple[str, str]] = {}
+def _queue_detection(summary: ImportSummary) -> None:
+    """One detection task per property (a property's documents are scored together), by task name."""
+    by_property: dict[int, list[int]] = {}
+    for document_id in summary.document_ids:
+        by_property.setdefault(summary.document_properties[document_id], []).append(document_id)
+    try:
+        for document_ids in by_property.values():
+            current_app.send_task(DETECTION_TASK, args=[document_ids])
+            summary.detection_tasks += 1
+            summary.detection_documents += len(document_ids)
+    except Exception as exc:  # the import is committed: report the broker's failure, do not raise it
+        summary.detection_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:MAX_LOGGED_REASON]
+        log_event("documents_detection_queue", level=logging.ERROR, reason=summary.detection_error)
+
+
+def _upsert_properties(rows: Iterable[CanonicalRow], *, user: Any | None) -> dict[str, Property]:
+    first_seen: dict[str, tuple[str, str, str]] = {}
     for row in rows:
-        name, kind = first_seen.get(row.property_code, ("", ""))
-        first_seen[row.property_code] = (name or row.property_name, kind or row.property_type)
+        name, kind, portfolio = first_seen.get(row.property_code, ("", "", ""))
+        first_seen[row.property_code] = (
+            name or row.property_name,
+            kind or row.property_type,
+            portfolio or row.portfolio_code,
+        )
     existing = {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
+    portfolios = {
+        portfolio: portfolio_for_new_property(portfolio, user=user)
+        for code, (_, _, portfolio) in first_seen.items()
+        if code not in existing
+    }
     Property.objects.bulk_create(
         [
-            Property(code=code, name=name, property_type=kind)
-            for code, (name, kind) in first_seen.items()
+            Property(code=code, name=name, property_type=kind, portfolio_id=portfolios[portfolio])
+            for code, (name, kind, portfolio) in first_seen.items()
             if code not in existing
         ],
         ignore_conflicts=True,
     )
     blanks = []
     for code, prop in existing.items():
-        name, kind = first_seen[code]
+        name, kind, _ = first_seen[code]
         if (not prop.name and name) or (not prop.property_type and kind):
             prop.name = prop.name or name
             prop.property_type = prop.property_type or kind
@@ -341,7 +422,7 @@ def _slices(values: list[int]) -> Iterable[list[int]]:
 def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: ProgressCallback | None) -> ImportSummary:
     summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
     all_rows = [row for p in parsed for row in p.rows]
-    properties = _upsert_properties(all_rows)
+    properties = _upsert_properties(all_rows, user=uploaded_by)
     periods = financial_periods_upsert(row.period for row in all_rows)
     _upsert_accounts(all_rows)
     property_ids = sorted(p.id for p in properties.values())
@@ -455,6 +536,7 @@ def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: Prog
 
     for document, _rows, changed in to_write:
         (summary.changed_document_ids if changed else summary.new_document_ids).append(document.id)
+        summary.document_properties[document.id] = document.property_id
     summary.documents_new = len(summary.new_document_ids)
     summary.documents_changed = len(summary.changed_document_ids)
     summary.line_items_written = len(line_items)

@@ -2,6 +2,11 @@
 
 Flags are read from the process environment at call time, so changing the environment of a
 running process (or of the next task) takes effect without a code change or a restart.
+
+A flag whose feature this release does not implement (``available=False``) never reads "on":
+``is_enabled`` answers False whatever the environment says, and ``describe`` (the dashboard and
+``GET /api/v1/feature-flags/``) shows it as "not available in this release", so no one mistakes a
+switch that does nothing for a working feature.
 """
 
 from __future__ import annotations
@@ -22,12 +27,11 @@ class Flag:
     env_var: str
     default: bool
     description: str
-    # Set when this release cannot do what the flag names: the flag then reads off whatever the
-    # environment says, and the API and dashboard say "not available in this release".
-    unavailable: str = ""
+    available: bool = True  # False: this release has no implementation behind the flag
 
 
-NOT_IN_RELEASE = "not available in this release"
+NOT_AVAILABLE = "not available in this release"
+
 
 FLAGS: tuple[Flag, ...] = (
     Flag("PYOD_ENABLED", "FEATURE_FLAG_PYOD", True, "PyOD detectors beside the statistical ones"),
@@ -36,17 +40,17 @@ FLAGS: tuple[Flag, ...] = (
     Flag("ACTIVE_LEARNING_ENABLED", "ACTIVE_LEARNING_ENABLED", True, "Analyst feedback changes results"),
     Flag("AUTO_SUPPRESSION_ENABLED", "AUTO_SUPPRESSION_ENABLED", False, "Suppress anomalies like dismissed ones"),
     Flag("SHAP_ENABLED", "SHAP_ENABLED", True, "SHAP explanations"),
-    Flag("LIME_ENABLED", "LIME_ENABLED", True, "LIME explanations", NOT_IN_RELEASE),
+    Flag("LIME_ENABLED", "LIME_ENABLED", True, "LIME explanations", available=False),
     Flag("PORTFOLIO_BENCHMARKS_ENABLED", "PORTFOLIO_BENCHMARKS_ENABLED", False, "Cross-property benchmarks"),
-    Flag("LAYOUTLM_ENABLED", "LAYOUTLM_ENABLED", False, "LayoutLM extraction of PDFs"),
+    Flag("LAYOUTLM_ENABLED", "LAYOUTLM_ENABLED", False, "LayoutLM extraction of PDFs", available=False),
     Flag(
         "INCREMENTAL_LEARNING_ENABLED",
         "INCREMENTAL_LEARNING_ENABLED",
         True,
-        "Incremental model updates (models are refitted by the cache's drift rules instead)",
-        NOT_IN_RELEASE,
+        "Incremental model updates (the model cache's drift rules refit models instead)",
+        available=False,
     ),
-    Flag("GPU_ACCELERATION_ENABLED", "ANOMALY_USE_GPU", False, "GPU for detectors that support it"),
+    Flag("GPU_ACCELERATION_ENABLED", "ANOMALY_USE_GPU", False, "GPU for detectors that support it", available=False),
 )
 _BY_NAME: dict[str, Flag] = {}
 for _flag in FLAGS:
@@ -61,7 +65,8 @@ class FeatureDisabled(Exception):
 
     def __init__(self, flag_name: str) -> None:
         self.flag = _BY_NAME[flag_name]
-        super().__init__(f"Feature disabled: {self.flag.env_var} is off")
+        reason = NOT_AVAILABLE if not self.flag.available else "is off"
+        super().__init__(f"Feature disabled: {self.flag.env_var} {reason}")
 
 
 def _warn_once(key: str, message: str, *args: object) -> None:
@@ -71,7 +76,7 @@ def _warn_once(key: str, message: str, *args: object) -> None:
 
 
 def _read(flag: Flag) -> bool:
-    if flag.unavailable:
+    if not flag.available:
         return False
     # The environment name wins; the flag's own name is accepted as an alias.
     for var in (flag.env_var, flag.name):
@@ -105,18 +110,23 @@ class FeatureFlags:
 
     @staticmethod
     def describe() -> list[dict[str, object]]:
-        return [
-            {
-                "name": flag.name,
-                "env_var": flag.env_var,
-                "enabled": _read(flag),
-                "default": flag.default,
-                "description": flag.description,
-                "available": not flag.unavailable,
-                "status": flag.unavailable or ("on" if _read(flag) else "off"),
-            }
-            for flag in FLAGS
-        ]
+        """Each flag with ``available`` (does this release implement it) and ``state``: "on", "off"
+        or "not available in this release"."""
+        described = []
+        for flag in FLAGS:
+            enabled = _read(flag)
+            described.append(
+                {
+                    "name": flag.name,
+                    "env_var": flag.env_var,
+                    "enabled": enabled,
+                    "available": flag.available,
+                    "state": NOT_AVAILABLE if not flag.available else "on" if enabled else "off",
+                    "default": flag.default,
+                    "description": flag.description,
+                }
+            )
+        return described
 
     @staticmethod
     def require(name: str) -> None:

@@ -74,8 +74,62 @@ class Explanation:
         }
 
 
+# The factors a keying error multiplies an amount by, as an accountant names them.
+SHIFT_FACTORS: tuple[tuple[float, str], ...] = ((10.0, "×10"), (100.0, "×100"), (1000.0, "×1,000"), (0.1, "/10"),
+                                                 (0.01, "/100"), (0.001, "/1,000"))  # fmt: skip
+# A ratio counts as a factor when it is within this share of it (9.2 is "×10", 7 is not).
+FACTOR_TOLERANCE = 0.15
+# "Posted twice" is said only of an amount that is about twice the usual one.
+DOUBLE_RANGE = (1.8, 2.2)
+
+
 def _money(x: float) -> str:
-    return f"{x:,.2f}"
+    """Rounded as an accountant reads a statement: whole units from 100 up, cents below."""
+    if x != x:  # NaN: no amount
+        return "no amount"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
+def _times(ratio: float) -> str:
+    """'4.1×', '12×', '0.25×': at most two decimals, never a long float."""
+    if round(ratio, 1) >= 10:
+        return f"{ratio:,.0f}×"
+    if round(ratio, 2) >= 1:
+        return f"{ratio:.1f}×"
+    return f"{ratio:.2f}×" if ratio >= 0.005 else "under 0.01×"
+
+
+def _ratio(amount: float, expected: float) -> float | None:
+    """|amount| / |expected|, or None when there is no usual amount to compare with."""
+    if amount != amount or expected != expected or abs(expected) < 0.005:
+        return None
+    return abs(amount) / abs(expected)
+
+
+def shift_factor(ratio: float | None) -> str | None:
+    """The keying factor (×10, /100...) the ratio is close to, if any."""
+    if ratio is None or ratio <= 0:
+        return None
+    for factor, name in SHIFT_FACTORS:
+        if abs(ratio / factor - 1.0) <= FACTOR_TOLERANCE:
+            return name
+    return None
+
+
+def _comparison(amount: float, expected: float, basis: str) -> str:
+    """'4.1× the median of the six surrounding months (12,300 vs 3,000)', or the difference when a
+    ratio would mislead (no usual amount, or the signs differ)."""
+    ratio = _ratio(amount, expected)
+    if ratio is None or (amount < 0) != (expected < 0):
+        return f"{_money(amount)} against {basis} of {_money(expected)}"
+    return f"{_times(ratio)} {basis} ({_money(amount)} vs {_money(expected)})"
+
+
+def _last_year(yoy_ratio: float | None) -> str:
+    """'; 3.8× the same month last year' when last year's month says something the first figure does not."""
+    if yoy_ratio is None or yoy_ratio != yoy_ratio or yoy_ratio <= 0 or abs(yoy_ratio - 1.0) < FACTOR_TOLERANCE:
+        return ""
+    return f"; {_times(yoy_ratio)} the same month last year"
 
 
 def plain_sentence(
@@ -87,33 +141,77 @@ def plain_sentence(
     step_ratio: float | None = None,
     partner_account: str | None = None,
     seasonal_family: bool = False,
+    yoy_ratio: float | None = None,
 ) -> str:
-    """One sentence a property accountant can read without the numbers behind it."""
-    basis = "the same month in other years" if seasonal_family else "its 12-month median"
-    ratio = abs(amount) / abs(expected) if expected else float("inf")
+    """One sentence a property accountant can read, that never contradicts its own figures.
+
+    Each claim is made only when the figures bear it out: "posted twice" only of an amount about
+    twice the usual one, "undoing ×10 makes it fit" only of a ratio close to a power of ten, a sign
+    flip only of an amount whose sign differs from the line's usual sign; otherwise the sentence
+    states the figures and the kind of error without the claim. Amounts are rounded as on a
+    statement and ratios to two figures.
+    """
+    basis = "the same month in other years" if seasonal_family else "the median of the six surrounding months"
+    ratio = _ratio(amount, expected)
+    compared = _comparison(amount, expected, basis) + _last_year(yoy_ratio)
     if anomaly_type == "decimal_shift":
-        return f"{ratio:.1f}x {basis} ({_money(amount)} vs {_money(expected)}): likely decimal shift"
+        factor = shift_factor(ratio)
+        if factor:
+            return f"{compared}; undoing {factor} makes it fit: likely a decimal shift"
+        return f"{compared}: possibly a keying error in the amount"
     if anomaly_type == "sign_flip":
-        usual = "positive" if usual_sign > 0 else "negative" if usual_sign < 0 else "of the other sign"
-        return f"Sign flipped: {_money(amount)} where this account is always {usual}"
+        usual = "positive" if usual_sign > 0 else "negative" if usual_sign < 0 else ""
+        if usual and amount == amount and amount != 0 and (amount < 0) == (usual_sign > 0):
+            said = f"{_money(amount)} where this account is always {usual} (about {_money(expected)} expected)"
+            if ratio is not None and abs(ratio - 1.0) <= 0.25:
+                return f"{said}; reversing the sign makes it fit: likely a sign flip"
+            return f"{said}: the sign is wrong, and the size differs too"
+        return f"{compared}: the sign looks wrong for this account"
     if anomaly_type == "duplicate":
-        return f"{ratio:.1f}x {basis} ({_money(amount)} vs {_money(expected)}): likely posted twice"
+        if ratio is not None and DOUBLE_RANGE[0] <= ratio <= DOUBLE_RANGE[1]:
+            return f"{compared}; halving it makes it fit: likely posted twice"
+        extra = amount - expected
+        more = "more" if extra >= 0 else "less"
+        return f"{compared}: {_money(abs(extra))} {more} than usual, possibly one entry posted twice"
     if anomaly_type == "missing":
-        what = "no line" if amount != amount else _money(amount)  # NaN: the line is absent
+        what = "no line" if amount != amount else _money(amount)
         return f"Missing posting: {what} where about {_money(expected)} is expected"
     if anomaly_type == "misclassification":
-        partner = f" and {partner_account}" if partner_account else ""
+        partner = f" ({partner_account})" if partner_account else ""
+        moved = amount - expected
+        direction = "up" if moved >= 0 else "down"
         return (
-            f"Amount moved between neighbouring accounts{partner}: {_money(amount)} vs "
-            f"{_money(expected)} expected, offset by the neighbour: likely misclassification"
+            f"{_money(amount)} against {_money(expected)} expected, {direction} {_money(abs(moved))}, while a "
+            f"neighbouring account{partner} moved by about as much the other way: likely posted to the wrong account"
         )
     if anomaly_type == "level_shift":
-        pct = ((step_ratio or ratio) - 1.0) * 100
-        return f"New level from this month: {pct:+.0f}% against the previous months ({_money(amount)})"
+        step = step_ratio if step_ratio is not None and step_ratio == step_ratio and step_ratio > 0 else ratio
+        if step is None:
+            return f"New level from this month ({_money(amount)}), kept by the following months"
+        change = (step - 1.0) * 100
+        return (
+            f"New level from this month: {_money(amount)}, {abs(change):.0f} % "
+            f"{'above' if change >= 0 else 'below'} the months before, and the following months stay there"
+        )
     if anomaly_type == "seasonal":
-        return f"{_money(amount)} in a month where this line is always empty: seasonal amount in the wrong month"
+        if abs(expected) < 0.005:
+            return f"{_money(amount)} in a month where this line is always empty: seasonal amount in the wrong month"
+        return f"{compared}: out of season for this line"
+    if anomaly_type == "peer_outlier":
+        return f"{compared}: unlike the same account at the other properties this month"
+    if ratio is None:
+        return f"{compared}: one-off"
+    if (amount < 0) != (expected < 0):
+        return f"{compared}: one-off, of the opposite sign to its usual level"
     direction = "above" if abs(amount) >= abs(expected) else "below"
-    return f"{ratio:.1f}x {basis} ({_money(amount)} vs {_money(expected)}): one-off {direction} its usual level"
+    return f"{compared}: one-off {direction} its usual level"
+
+
+def _feature_value(contributions: list[dict[str, Any]], feature: str) -> float | None:
+    for item in contributions:
+        if item.get("feature") == feature and isinstance(item.get("value"), int | float):
+            return float(item["value"])
+    return None
 
 
 def explain(
@@ -131,5 +229,11 @@ def explain(
         suggested_actions=list(ACTIONS.get(anomaly_type, ACTIONS["spike"])),
         explanation_method=EXPLANATION_METHOD,
         computation_time_ms=round(float(computation_time_ms), 3),
-        sentence=plain_sentence(anomaly_type, amount=amount, expected=expected, **sentence_args),
+        sentence=plain_sentence(
+            anomaly_type,
+            amount=amount,
+            expected=expected,
+            yoy_ratio=_feature_value(contributions, "yoy_ratio"),
+            **sentence_args,
+        ),
     )

@@ -197,35 +197,16 @@ def learn(
         bucket = buckets.get((str(candidates.document_types[c]), str(candidates.account_codes[c]), kind))
         if not bucket:
             continue
-        prop = int(candidates.property_ids[c])
         month = int(candidates.periods[c]) % 12 if candidates.periods is not None else None
-        dismissed = confirmed = 0.0
-        peer_props: set[int] = set()
-        own_dismissed = 0
-        used: list[int] = []
-        for i in bucket:
-            weight = SAME_SERIES_WEIGHT if int(verdicts.property_ids[i]) == prop else PEER_PROPERTY_WEIGHT
-            if month is not None and kind in MONTH_BOUND_KINDS and int(verdicts.periods[i]) % 12 != month:
-                weight *= OTHER_MONTH_FACTOR
-            if verdicts.is_anomaly[i]:
-                confirmed += weight
-                used.append(int(verdicts.ids[i]))
-            elif z[c] <= COVER_RATIO * (dismissed_z := z_from_score(float(verdicts.scores[i]))):
-                dismissed += weight
-                normal_z[c] = max(normal_z[c], dismissed_z)
-                used.append(int(verdicts.ids[i]))
-                if int(verdicts.property_ids[i]) == prop:
-                    own_dismissed += 1
-                else:
-                    peer_props.add(int(verdicts.property_ids[i]))
-        if dismissed == 0.0:
-            if confirmed:
-                taught[c] = tuple(used)
+        w = _weigh(verdicts, bucket, prop=int(candidates.property_ids[c]), month=month, kind=kind, z=float(z[c]))
+        taught[c] = tuple(w.used)
+        if w.dismissed == 0.0:
+            if w.confirmed:
                 reasons[c] = f"kept: {kind.replace('_', ' ')} confirmed before on {candidates.account_codes[c]}"
             continue
-        confidence[c] = dismissed / (dismissed + confirmed + PRIOR)
-        taught[c] = tuple(used)
-        reasons[c] = _reason(own_dismissed, len(peer_props), str(candidates.account_codes[c]), kind)
+        confidence[c] = w.dismissed / (w.dismissed + w.confirmed + PRIOR)
+        normal_z[c] = w.normal_z
+        reasons[c] = _reason(w.own_dismissed, len(w.peer_properties), str(candidates.account_codes[c]), kind)
     # Evidence is re-read against what was dismissed as normal: at the dismissed strength it is
     # Z_HALF (the flag line) with the verdicts even (c = 0.5), half that with two to one.
     learning = confidence >= LEARN_MIN_CONFIDENCE
@@ -249,6 +230,40 @@ def learn(
         verdict_ids=taught,
         applicable_verdicts=verdicts.ids[usable],
     )
+
+
+@dataclass
+class _Weighed:
+    dismissed: float = 0.0
+    confirmed: float = 0.0
+    normal_z: float = 1.0  # the strongest dismissed evidence covering the candidate
+    own_dismissed: int = 0
+    peer_properties: set[int] = field(default_factory=set)
+    used: list[int] = field(default_factory=list)
+
+
+def _weigh(verdicts: VerdictArrays, bucket: list[int], *, prop: int, month: int | None, kind: str, z: float) -> _Weighed:
+    """The weight of the dismissals covering a candidate and of the confirmations against it."""
+    w = _Weighed()
+    for i in bucket:
+        own = int(verdicts.property_ids[i]) == prop
+        weight = SAME_SERIES_WEIGHT if own else PEER_PROPERTY_WEIGHT
+        if month is not None and kind in MONTH_BOUND_KINDS and int(verdicts.periods[i]) % 12 != month:
+            weight *= OTHER_MONTH_FACTOR
+        dismissed_z = z_from_score(float(verdicts.scores[i]))
+        if verdicts.is_anomaly[i]:
+            w.confirmed += weight
+        elif z <= COVER_RATIO * dismissed_z:
+            w.dismissed += weight
+            w.normal_z = max(w.normal_z, dismissed_z)
+            if own:
+                w.own_dismissed += 1
+            else:
+                w.peer_properties.add(int(verdicts.property_ids[i]))
+        else:
+            continue
+        w.used.append(int(verdicts.ids[i]))
+    return w
 
 
 def _reason(own: int, peers: int, account: str, kind: str) -> str:

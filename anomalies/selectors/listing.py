@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from anomalies.models import AnomalyDetection, ModelSelectionLog
-from documents.models import PDFFieldCoordinate
+from documents.models import ChartOfAccount, PDFFieldCoordinate
+from documents.selectors import documents_latest
 
 
-def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
-    qs = AnomalyDetection.objects.select_related("property", "period")
+def account_name_expression(*, line_item: str = "line_item", account_code: str = "account_code") -> Coalesce:
+    """The account name shown beside a code: the line's own name as its statement printed it, or
+    (a missing line has no line item) the chart of accounts' name for the code. ``line_item`` and
+    ``account_code`` are the paths from the queried model to its LineItem and its account code."""
+    chart = ChartOfAccount.objects.filter(account_code=OuterRef(account_code)).values("account_name")[:1]
+    return Coalesce(f"{line_item}__account_name", Subquery(chart), Value(""))
+
+
+def anomaly_list(*, user: Any, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
+    qs = (
+        AnomalyDetection.objects.visible_to(user)
+        .select_related("property", "period")
+        .annotate(account_name=account_name_expression())
+    )
     if flagged_only:
         qs = qs.filter(is_anomaly=True)
     return qs
 
 
-def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
+def anomaly_get(*, anomaly_id: int, user: Any) -> AnomalyDetection | None:
     return (
-        AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        AnomalyDetection.objects.visible_to(user)
+        .select_related("property", "period", "line_item", "document")
+        .annotate(account_name=account_name_expression())
         .prefetch_related("explanations")
         .filter(id=anomaly_id)
         .first()
@@ -57,8 +74,8 @@ def line_coordinates(*, detection: AnomalyDetection) -> dict | None:
     }
 
 
-def selection_log_list() -> QuerySet[ModelSelectionLog]:
-    return ModelSelectionLog.objects.select_related("property")
+def selection_log_list(*, user: Any) -> QuerySet[ModelSelectionLog]:
+    return ModelSelectionLog.objects.visible_to(user).select_related("property")
 
 
 EXPORT_COLUMNS = (
@@ -77,7 +94,7 @@ EXPORT_COLUMNS = (
 
 def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[tuple]:
     """Rows of the export (DESIGN §5) streamed with a server-side cursor, latest versions only."""
-    qs = AnomalyDetection.objects.filter(document__is_latest=True)
+    qs = AnomalyDetection.objects.filter(document_id__in=documents_latest().order_by().values("id"))
     if not all_lines:
         qs = qs.filter(is_anomaly=True)
     qs = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(
@@ -110,13 +127,14 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
         )
 
 
-def selection_source_counts() -> dict[str, int]:
-    """Selections by where their candidates came from, and LLM answers discarded (one query).
+def selection_source_counts(*, user: Any) -> dict[str, int]:
+    """Selections of ``user``'s properties by where their candidates came from, and LLM answers
+    discarded (one query).
 
     A discarded answer is counted once, where it was received; series that reused it from the
     cache (llm_error starting "cached:") are not counted again.
     """
-    counts = ModelSelectionLog.objects.aggregate(
+    counts = ModelSelectionLog.objects.visible_to(user).aggregate(
         llm=Count("id", filter=Q(selection_source="llm")),
         cache=Count("id", filter=Q(selection_source="cache")),
         rules=Count("id", filter=Q(selection_source="rules")),

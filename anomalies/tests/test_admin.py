@@ -37,7 +37,7 @@ def test_detail_page_shows_the_sentence_explanation_and_readable_contributions(a
     response = admin_client.get(f"{CHANGELIST}{detected.id}/change/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "likely decimal shift" in html
+    assert "likely a decimal shift" in html
     assert "<pre" in html and "features" in html  # contributions as readable JSON
     assert "Suggested actions" in html
 
@@ -107,7 +107,7 @@ def test_review_page_shows_chart_explanation_source_and_verdict_buttons(admin_cl
     assert 'class="expected"' in html and 'class="expected-band"' in html
     assert "Shaded band: expected value ± 5.0 robust scales" in html
     # The explanation, root cause, factors and actions.
-    assert review["sentence"] == detected.explanation_text and "likely decimal shift" in html
+    assert review["sentence"] == detected.explanation_text and "likely a decimal shift" in html
     assert "Why: Decimal shift" in html
     assert review["factors"] and all(f["percent"] is not None for f in review["factors"])
     assert len(review["suggested_actions"]) >= 1
@@ -180,6 +180,15 @@ def test_a_verdict_button_records_feedback_and_opens_the_next_anomaly_of_the_que
     assert page.context["review"]["queue"].position == 2
 
 
+def test_notes_over_the_services_limit_are_refused_with_a_message(admin_client, detected):
+    too_long = "x" * (services.FEEDBACK_NOTES_MAX_LENGTH + 1)
+    response = _feedback(admin_client, detected, "confirmed", notes=too_long)
+    assert response.status_code == 302
+    page = admin_client.get(response.url).content.decode()
+    assert f"at most {services.FEEDBACK_NOTES_MAX_LENGTH} characters" in page
+    assert not AnomalyFeedback.objects.exists()
+
+
 def test_feedback_twice_through_the_page_updates_one_row(admin_client, detected):
     _feedback(admin_client, detected, "confirmed")
     review = _review(admin_client, detected).context["review"]
@@ -220,7 +229,7 @@ def test_a_user_without_the_permission_sees_no_buttons_and_a_forged_post_is_403(
     html = response.content.decode()
     assert 'id="verdict-form"' not in html and "verdict-confirmed" not in html
     assert response.context["review"]["can_review"] is False
-    assert "likely decimal shift" in html  # they still read the review
+    assert "likely a decimal shift" in html  # they still read the review
 
     forged = _feedback(client, detected, "dismissed")
     assert forged.status_code == 403

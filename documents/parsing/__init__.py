@@ -1,7 +1,8 @@
 """Django-free parsing of statement files into validated canonical rows (DESIGN.md §4).
 
 Each reader (``csv_rows``, ``xlsx_rows``, ``pdf_rows``) turns the bytes of one file into a list of
-``CanonicalRow`` or raises one ``ImportFileError`` naming the file, the row and the column. Nothing
+``CanonicalRow``; every bad row goes to an ``ImportErrors`` (each error names the file, the row and
+the column), so one call reports all of them. Nothing
 here touches the database: the import service validates every file completely before it writes.
 """
 
@@ -12,6 +13,7 @@ from documents.parsing.common import (
     REQUIRED_COLUMNS,
     CanonicalRow,
     FieldBox,
+    ImportErrors,
     ImportFileError,
     Overrides,
     parse_amount,
@@ -27,6 +29,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "CanonicalRow",
     "FieldBox",
+    "ImportErrors",
     "ImportFileError",
     "Overrides",
     "parse_amount",

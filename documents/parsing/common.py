@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from kernel.periods import parse_period  # noqa: F401 - re-exported for the parsers
+from kernel.vocabulary import DOCUMENT_TYPES, PROPERTY_TYPES  # noqa: F401 - re-exported for the parsers
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "property_code",
@@ -20,21 +21,15 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "amount",
     "is_total",
 )
+# Optional columns a file may add to the canonical ones (the demo and exports never write them).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("portfolio_code",)
+ACCEPTED_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *OPTIONAL_COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(
     {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
 )
-# Mirrors documents.models.DocumentType / PropertyType; kept here so parsing stays Django-free
-# (documents/tests/test_parsing.py checks the two lists agree).
-DOCUMENT_TYPES: tuple[str, ...] = (
-    "balance_sheet",
-    "income_statement",
-    "cash_flow",
-    "rent_roll",
-    "mortgage_statement",
-)
-PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
 
-PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")
+PORTFOLIO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
 # would quietly accept them.
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
@@ -45,6 +40,17 @@ MAX_ACCOUNT_CODE = 40
 MAX_ACCOUNT_NAME = 200
 MAX_PROPERTY_NAME = 200
 AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
+
+MAX_LISTED_ERRORS = 100  # errors listed by one rejected import; the rest are counted
+MAX_ECHOED = 200  # characters of an offending cell quoted in an error
+# Bidi controls and zero-width characters: invisible, they make two codes look the same or
+# reorder what a reviewer reads ("Trojan source"). Names lose them; a code holding one is refused.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(value: str) -> str:
+    return _INVISIBLE_RE.sub("", value)
+
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -70,6 +76,46 @@ class ImportFileError(Exception):
         if position:
             where.append(", ".join(position))
         return ": ".join([*where, self.message])
+
+
+def cell_repr(text: str) -> str:
+    """A cell quoted in an error: at most MAX_ECHOED characters of it, and its length if cut."""
+    if len(text) <= MAX_ECHOED:
+        return repr(text)
+    return f"{text[:MAX_ECHOED]!r}… ({len(text):,} characters)"
+
+
+class ImportErrors:
+    """Every error of one import call: the first ``limit`` kept in order, the rest only counted.
+
+    The readers add to it and go on with the next row, so one call reports every mistake of every
+    file at once; ``lines()`` is the list a user sees (command, API 400, admin form).
+    """
+
+    def __init__(self, limit: int = MAX_LISTED_ERRORS) -> None:
+        self.limit = limit
+        self.listed: list[ImportFileError] = []
+        self.total = 0
+
+    def add(self, error: ImportFileError) -> None:
+        self.total += 1
+        if len(self.listed) < self.limit:
+            self.listed.append(error)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.listed)
+
+    def lines(self) -> list[str]:
+        listed = [str(error) for error in self.listed]
+        return [*listed, f"and {self.more:,} more"] if self.more else listed
+
+    def summary(self) -> str:
+        """One line: how many errors, and that nothing was written."""
+        return f"{self.total:,} error{'s' if self.total != 1 else ''} in the import; nothing was imported."
 
 
 @dataclass(frozen=True)
@@ -101,6 +147,7 @@ class CanonicalRow:
     is_total: bool = False
     property_name: str = ""
     property_type: str = ""
+    portfolio_code: str = ""  # used only when the property is first seen
     row: int | str = 0  # where it came from, for messages
     # PDF only: the whole row's box, and one box per field ('account_code', 'account_name', 'amount').
     box: FieldBox | None = None
@@ -150,18 +197,18 @@ def parse_amount(text: str) -> Decimal:
         raw = raw[1:-1].strip()
     match = _AMOUNT_RE.match(raw)
     if not raw or not match or (match.group("int") is None and not match.group("frac")):
-        raise ValueError(f"not a number: {text!r}")
+        raise ValueError(f"not a number: {cell_repr(text)}")
     if negative and match.group("sign"):
-        raise ValueError(f"not a number (two minus signs): {text!r}")
+        raise ValueError(f"not a number (two minus signs): {cell_repr(text)}")
     frac = match.group("frac") or ""
     if len(frac) > 2:
-        raise ValueError(f"more than 2 decimal places: {text!r}")
+        raise ValueError(f"more than 2 decimal places: {cell_repr(text)}")
     try:
         value = Decimal((match.group("int") or "0").replace(",", "") + "." + (frac or "0"))
     except InvalidOperation:  # pragma: no cover - the regex admits only digits
-        raise ValueError(f"not a number: {text!r}") from None
+        raise ValueError(f"not a number: {cell_repr(text)}") from None
     if abs(value) >= AMOUNT_LIMIT:
-        raise ValueError(f"amount too large: {text!r}")
+        raise ValueError(f"amount too large: {cell_repr(text)}")
     if negative or match.group("sign"):
         value = -value
     return value.quantize(Decimal("0.01"))
@@ -173,7 +220,7 @@ def parse_bool(text: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"expected true or false, got {text!r}")
+    raise ValueError(f"expected true or false, got {cell_repr(text)}")
 
 
 def check_header(file: str, header: list[str], *, overrides: Overrides, column_label=None) -> list[str]:
@@ -184,12 +231,12 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
     for index, name in enumerate(names):
         if not name:
             raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
-        if name not in CANONICAL_COLUMNS:
-            raise ImportFileError(
-                file, 1, label(index, name), f"unknown column {name!r} (expected {', '.join(CANONICAL_COLUMNS)})"
-            )
+        if name not in ACCEPTED_COLUMNS:
+            expected = ", ".join(ACCEPTED_COLUMNS)
+            message = f"unknown column {cell_repr(name)} (expected {expected})"
+            raise ImportFileError(file, 1, label(index, name[:MAX_ECHOED]), message)
         if name in seen:
-            raise ImportFileError(file, 1, label(index, name), f"column {name!r} appears twice in the header")
+            raise ImportFileError(file, 1, label(index, name), f"column {cell_repr(name)} appears twice in the header")
         seen.add(name)
     filled_by_override = set(overrides.as_columns())
     for name in CANONICAL_COLUMNS:
@@ -204,53 +251,77 @@ def build_row(
     values: dict[str, str],
     *,
     overrides: Overrides,
+    errors: ImportErrors,
     column_label=None,
-) -> CanonicalRow:
-    """Validate one record (column name -> text) into a CanonicalRow."""
+) -> CanonicalRow | None:
+    """Validate one record (column name -> text) into a CanonicalRow, or add every bad column of it
+    to ``errors`` and return None."""
     label = column_label or (lambda name: name)
     merged = {**values, **overrides.as_columns()}
+    failed = False
 
     def text(name: str) -> str:
         return str(merged.get(name) or "").strip()
 
-    def fail(name: str, message: str):
-        raise ImportFileError(file, row, label(name), message)
+    def name_text(name: str) -> str:
+        return strip_invisible(text(name)).strip()
+
+    def fail(name: str, message: str) -> None:
+        nonlocal failed
+        failed = True
+        errors.add(ImportFileError(file, row, label(name), message))
 
     property_code = text("property_code")
     if not PROPERTY_CODE_RE.match(property_code):
-        fail("property_code", f"bad property code {property_code!r} (1-20 letters, digits, '_' or '-')")
+        fail("property_code", f"bad property code {cell_repr(property_code)} (1-20 letters, digits, '_' or '-')")
     property_type = text("property_type").lower()
     if property_type and property_type not in PROPERTY_TYPES:
-        fail("property_type", f"unknown property type {property_type!r} (expected one of {', '.join(PROPERTY_TYPES)})")
-    property_name = text("property_name")
+        fail(
+            "property_type",
+            f"unknown property type {cell_repr(property_type)} (expected one of {', '.join(PROPERTY_TYPES)})",
+        )
+    property_name = name_text("property_name")
     if len(property_name) > MAX_PROPERTY_NAME:
         fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
+    portfolio_code = text("portfolio_code")
+    if portfolio_code and not PORTFOLIO_CODE_RE.match(portfolio_code):
+        fail("portfolio_code", f"bad portfolio code {cell_repr(portfolio_code)} (1-30 letters, digits, '_' or '-')")
     document_type = text("document_type")
     if document_type not in DOCUMENT_TYPES:
-        fail("document_type", f"unknown document type {document_type!r} (expected one of {', '.join(DOCUMENT_TYPES)})")
+        fail(
+            "document_type",
+            f"unknown document type {cell_repr(document_type)} (expected one of {', '.join(DOCUMENT_TYPES)})",
+        )
     period = text("period")
+    year = month = 0
     try:
-        year, month = parse_period(period)
-    except ValueError as exc:
-        fail("period", str(exc))
+        year, month = parse_period(period[: MAX_ECHOED + 1])
+    except ValueError:
+        fail("period", f"bad period {cell_repr(period)} (expected YYYY-MM, month 01-12)")
     account_code = text("account_code")
     if not account_code:
         fail("account_code", "empty account code")
-    if len(account_code) > MAX_ACCOUNT_CODE:
+    elif len(account_code) > MAX_ACCOUNT_CODE:
         fail("account_code", f"longer than {MAX_ACCOUNT_CODE} characters")
-    account_name = text("account_name")
+    elif _INVISIBLE_RE.search(account_code):
+        fail("account_code", "invisible character (bidi control or zero-width) in the account code")
+    account_name = name_text("account_name")
     if not account_name:
         fail("account_name", "empty account name")
-    if len(account_name) > MAX_ACCOUNT_NAME:
+    elif len(account_name) > MAX_ACCOUNT_NAME:
         fail("account_name", f"longer than {MAX_ACCOUNT_NAME} characters")
+    amount = Decimal(0)
     try:
         amount = parse_amount(text("amount"))
     except ValueError as exc:
         fail("amount", str(exc))
+    is_total = False
     try:
         is_total = parse_bool(text("is_total"))
     except ValueError as exc:
         fail("is_total", str(exc))
+    if failed:
+        return None
     return CanonicalRow(
         property_code=property_code,
         document_type=document_type,
@@ -261,23 +332,29 @@ def build_row(
         is_total=is_total,
         property_name=property_name,
         property_type=property_type,
+        portfolio_code=portfolio_code,
         row=row,
     )
 
 
-def check_documents(file: str, rows: Iterable[CanonicalRow], *, account_column: str = "account_code") -> None:
-    """Reject an account that appears twice in one document (rows grouped by property/type/period)."""
+def check_documents(
+    file: str, rows: Iterable[CanonicalRow], *, errors: ImportErrors, account_column: str = "account_code"
+) -> None:
+    """Report each account that appears twice in one document (rows grouped by property/type/period)."""
     first_seen: dict[tuple[str, str, str, str], int | str] = {}
     for row in rows:
         key = (*row.document_key, row.account_code)
         if key in first_seen:
             where = first_seen[key]
             where_text = f"row {where}" if isinstance(where, int) else str(where)
-            raise ImportFileError(
-                file,
-                row.row,
-                account_column,
-                f"account {row.account_code} appears twice in document {row.property_code} "
-                f"{row.document_type} {row.period} (first at {where_text})",
+            errors.add(
+                ImportFileError(
+                    file,
+                    row.row,
+                    account_column,
+                    f"account {row.account_code} appears twice in document {row.property_code} "
+                    f"{row.document_type} {row.period} (first at {where_text})",
+                )
             )
+            continue
         first_seen[key] = row.row

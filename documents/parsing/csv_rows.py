@@ -8,6 +8,7 @@ import io
 
 from documents.parsing.common import (
     CanonicalRow,
+    ImportErrors,
     ImportFileError,
     Overrides,
     build_row,
@@ -43,8 +44,11 @@ def decode_utf8(data: bytes, file: str) -> str:
         ) from None
 
 
-def read_csv_rows(data: bytes, file: str, *, overrides: Overrides | None = None) -> list[CanonicalRow]:
-    """Parse and validate a whole CSV file; rows are numbered as in a spreadsheet (header = row 1)."""
+def read_csv_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None) -> list[CanonicalRow]:
+    """Parse and validate a whole CSV file; rows are numbered as in a spreadsheet (header = row 1).
+
+    A bad row is added to ``errors`` and reading goes on; a file that cannot be read at all (encoding,
+    header, malformed quoting) raises ImportFileError."""
     overrides = overrides or Overrides()
     overrides.validate(file)
     text = decode_utf8(data, file)
@@ -60,16 +64,21 @@ def read_csv_rows(data: bytes, file: str, *, overrides: Overrides | None = None)
             if not any(cell.strip() for cell in cells):
                 continue  # blank line
             if len(cells) != len(names):
-                raise ImportFileError(
-                    file,
-                    row_number,
-                    None,
-                    f"expected {len(names)} fields, got {len(cells)} (quote amounts that contain commas)",
+                errors.add(
+                    ImportFileError(
+                        file,
+                        row_number,
+                        None,
+                        f"expected {len(names)} fields, got {len(cells)} (quote amounts that contain commas)",
+                    )
                 )
-            rows.append(build_row(file, row_number, dict(zip(names, cells, strict=True)), overrides=overrides))
+                continue
+            row = build_row(file, row_number, dict(zip(names, cells, strict=True)), overrides=overrides, errors=errors)
+            if row is not None:
+                rows.append(row)
     except csv.Error as exc:
         raise ImportFileError(file, reader.line_num, None, f"malformed CSV: {exc}") from None
-    if not rows:
+    if not rows and not errors:
         raise ImportFileError(file, None, None, "empty file: a header but no data rows")
-    check_documents(file, rows)
+    check_documents(file, rows, errors=errors)
     return rows

@@ -44,9 +44,11 @@ from documents.parsing.common import (
     PROPERTY_TYPES,
     CanonicalRow,
     FieldBox,
+    ImportErrors,
     ImportFileError,
     Overrides,
     build_row,
+    cell_repr,
     check_documents,
     parse_amount,
     parse_period,
@@ -131,7 +133,8 @@ def _confidence(words: list[dict]) -> float:
     return round(confidence, 2)
 
 
-def read_pdf_rows(data: bytes, file: str, *, overrides: Overrides | None = None) -> list[CanonicalRow]:
+def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None) -> list[CanonicalRow]:
+    """Bad account lines go to ``errors``; an unreadable PDF or a bad header raises ImportFileError."""
     overrides = overrides or Overrides()
     overrides.validate(file)
     if not data:
@@ -187,11 +190,14 @@ def read_pdf_rows(data: bytes, file: str, *, overrides: Overrides | None = None)
         if not _ACCOUNT_CODE_RE.match(words[0]["text"]):
             continue  # a title, a column heading or a footer
         if len(words) < 3:
-            raise ImportFileError(file, line.where, "account_name", f"expected '<code> <name> <amount>', got {text!r}")
+            message = f"expected '<code> <name> <amount>', got {cell_repr(text)}"
+            errors.add(ImportFileError(file, line.where, "account_name", message))
+            continue
         try:
             parse_amount(words[-1]["text"])
         except ValueError as exc:
-            raise ImportFileError(file, line.where, "amount", str(exc)) from None
+            errors.add(ImportFileError(file, line.where, "amount", str(exc)))
+            continue
         name_words = words[1:-1]
         values = {
             "account_code": words[0]["text"],
@@ -206,7 +212,7 @@ def read_pdf_rows(data: bytes, file: str, *, overrides: Overrides | None = None)
         bold = any("bold" in str(w.get("fontname", "")).lower() for w in words)
         items.append((line, values, boxes, bold))
 
-    if not items:
+    if not items and not errors:
         raise ImportFileError(file, None, None, "no line items found (expected lines '<account_code> <name> <amount>')")
     if not any("bold" in str(w.get("fontname", "")).lower() for line in lines for w in line.words):
         # A producer that uses no bold font at all: fall back to the names ("Total Revenue").
@@ -242,10 +248,14 @@ def read_pdf_rows(data: bytes, file: str, *, overrides: Overrides | None = None)
 
     rows: list[CanonicalRow] = []
     for line, values, boxes, is_total in items:
-        row = build_row(file, line.where, {**fields, **values, "is_total": str(is_total)}, overrides=overrides)
+        row = build_row(
+            file, line.where, {**fields, **values, "is_total": str(is_total)}, overrides=overrides, errors=errors
+        )
+        if row is None:
+            continue
         row.box = _box(line.words, line.page)
         row.fields = boxes
         row.confidence = _confidence(line.words)
         rows.append(row)
-    check_documents(file, rows)
+    check_documents(file, rows, errors=errors)
     return rows

@@ -12,6 +12,7 @@ from openpyxl.utils import get_column_letter
 
 from documents.parsing.common import (
     CanonicalRow,
+    ImportErrors,
     ImportFileError,
     Overrides,
     build_row,
@@ -41,13 +42,16 @@ def _cell_text(name: str, value: object) -> str:
     return str(value)
 
 
-def read_xlsx_rows(data: bytes, file: str, *, overrides: Overrides | None = None) -> list[CanonicalRow]:
+def read_xlsx_rows(
+    data: bytes, file: str, *, errors: ImportErrors, overrides: Overrides | None = None
+) -> list[CanonicalRow]:
+    """Like read_csv_rows: bad rows go to ``errors``; an unreadable workbook raises ImportFileError."""
     overrides = overrides or Overrides()
     overrides.validate(file)
     if not data:
         raise ImportFileError(file, None, None, "empty file")
     try:
-        return _read_workbook(data, file, overrides)
+        return _read_workbook(data, file, overrides, errors)
     except ImportFileError:
         raise
     except Exception as exc:
@@ -56,7 +60,7 @@ def read_xlsx_rows(data: bytes, file: str, *, overrides: Overrides | None = None
         raise ImportFileError(file, None, None, f"not a readable XLSX workbook ({exc.__class__.__name__})") from None
 
 
-def _read_workbook(data: bytes, file: str, overrides: Overrides) -> list[CanonicalRow]:
+def _read_workbook(data: bytes, file: str, overrides: Overrides, errors: ImportErrors) -> list[CanonicalRow]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         unpacked = sum(member.file_size for member in archive.infolist())
     if unpacked > MAX_UNPACKED_BYTES:
@@ -90,10 +94,12 @@ def _read_workbook(data: bytes, file: str, overrides: Overrides) -> list[Canonic
             if all(cell in (None, "") for cell in cells):
                 continue
             values = {name: _cell_text(name, cell) for name, cell in zip(names, cells, strict=True)}
-            rows.append(build_row(file, row_number, values, overrides=overrides, column_label=label))
+            row = build_row(file, row_number, values, overrides=overrides, errors=errors, column_label=label)
+            if row is not None:
+                rows.append(row)
     finally:
         workbook.close()
-    if not rows:
+    if not rows and not errors:
         raise ImportFileError(file, None, None, "empty file: a header but no data rows")
-    check_documents(file, rows, account_column=label("account_code"))
+    check_documents(file, rows, errors=errors, account_column=label("account_code"))
     return rows

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from kernel.flags import FLAGS, FeatureDisabled, FeatureFlags
+from kernel.flags import FLAGS, NOT_AVAILABLE, FeatureDisabled, FeatureFlags
 
 DEFAULTS = {
     "PYOD_ENABLED": True,
@@ -13,12 +13,15 @@ DEFAULTS = {
     "ACTIVE_LEARNING_ENABLED": True,
     "AUTO_SUPPRESSION_ENABLED": False,
     "SHAP_ENABLED": True,
-    "LIME_ENABLED": False,  # not available in this release: never reads "on"
+    "LIME_ENABLED": True,
     "PORTFOLIO_BENCHMARKS_ENABLED": False,
     "LAYOUTLM_ENABLED": False,
-    "INCREMENTAL_LEARNING_ENABLED": False,  # not available in this release
+    "INCREMENTAL_LEARNING_ENABLED": True,
     "GPU_ACCELERATION_ENABLED": False,
 }
+# What this release cannot do reads off whatever its variable says.
+NOT_IMPLEMENTED = {"LIME_ENABLED", "LAYOUTLM_ENABLED", "GPU_ACCELERATION_ENABLED", "INCREMENTAL_LEARNING_ENABLED"}
+EFFECTIVE = {name: value and name not in NOT_IMPLEMENTED for name, value in DEFAULTS.items()}
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +32,19 @@ def clean_flag_environment(monkeypatch):
 
 
 def test_defaults_match_the_design():
-    assert FeatureFlags.get_all_flags() == DEFAULTS
+    assert {flag.name: flag.default for flag in FLAGS} == DEFAULTS
+    assert FeatureFlags.get_all_flags() == EFFECTIVE
+
+
+@pytest.mark.parametrize("name", sorted(NOT_IMPLEMENTED))
+def test_a_flag_this_release_cannot_honour_never_reads_on(monkeypatch, name):
+    flag = next(f for f in FLAGS if f.name == name)
+    monkeypatch.setenv(flag.env_var, "true")
+    assert FeatureFlags.is_enabled(name) is False
+    described = next(d for d in FeatureFlags.describe() if d["name"] == name)
+    assert described["state"] == NOT_AVAILABLE and described["available"] is False
+    with pytest.raises(FeatureDisabled, match="not available in this release"):
+        FeatureFlags.require(name)
 
 
 def test_environment_change_takes_effect_without_reload(monkeypatch):
@@ -37,8 +52,8 @@ def test_environment_change_takes_effect_without_reload(monkeypatch):
     monkeypatch.setenv("FEATURE_FLAG_PYOD", "false")
     assert FeatureFlags.is_enabled("PYOD_ENABLED") is False
     assert FeatureFlags.is_enabled("FEATURE_FLAG_PYOD") is False
-    monkeypatch.setenv("ANOMALY_USE_GPU", "1")
-    assert FeatureFlags.get_all_flags()["GPU_ACCELERATION_ENABLED"] is True
+    monkeypatch.setenv("MODEL_CACHE_ENABLED", "0")
+    assert FeatureFlags.get_all_flags()["MODEL_CACHE_ENABLED"] is False
 
 
 def test_flag_name_is_accepted_as_alias(monkeypatch):
@@ -68,20 +83,12 @@ def test_feature_flags_api(admin_api_client, monkeypatch):
     monkeypatch.setenv("SHAP_ENABLED", "false")
     response = admin_api_client.get("/api/v1/feature-flags/")
     assert response.status_code == 200
-    assert response.json()["flags"] == {**DEFAULTS, "SHAP_ENABLED": False}
-    names = [d["name"] for d in response.json()["details"]]
-    assert names == list(DEFAULTS)
-
-
-def test_what_this_release_cannot_do_never_reads_on(admin_api_client, monkeypatch):
-    monkeypatch.setenv("LIME_ENABLED", "true")
-    monkeypatch.setenv("INCREMENTAL_LEARNING_ENABLED", "true")
-    assert not FeatureFlags.is_enabled("LIME_ENABLED")
-    details = {d["name"]: d for d in admin_api_client.get("/api/v1/feature-flags/").json()["details"]}
-    for name in ("LIME_ENABLED", "INCREMENTAL_LEARNING_ENABLED"):
-        assert details[name]["enabled"] is False and details[name]["available"] is False
-        assert details[name]["status"] == "not available in this release"
-    assert details["SHAP_ENABLED"]["status"] == "on" and details["SHAP_ENABLED"]["available"] is True
+    assert response.json()["flags"] == {**EFFECTIVE, "SHAP_ENABLED": False}
+    details = response.json()["details"]
+    assert [d["name"] for d in details] == list(DEFAULTS)
+    states = {d["name"]: d["state"] for d in details}
+    assert states["SHAP_ENABLED"] == "off" and states["PYOD_ENABLED"] == "on"
+    assert {name for name, state in states.items() if state == NOT_AVAILABLE} == NOT_IMPLEMENTED
 
 
 def test_feature_flags_api_needs_login(api_client, db):

@@ -92,16 +92,19 @@ def test_series_chart_of_a_detection_marks_it_and_explains_its_band(detected):
 def test_factor_rows_read_both_stored_shapes():
     features = [{"feature": "decimal_shift", "value": 0.99, "contribution": 0.62}, {"feature": "yoy_ratio", "value": 9.9}]
     rows = console.factor_rows(features)
-    assert rows[0] == {"name": "decimal shift", "share": 0.62, "percent": 62, "detail": "value 0.99"}
-    assert rows[1]["percent"] is None and rows[1]["detail"] == "value 9.9"
+    assert rows[0] == {"name": "Looks like a misplaced decimal point", "share": 0.62, "percent": 62, "detail": "yes"}
+    assert rows[1]["percent"] is None and rows[1]["detail"] == "9.9× last year's amount"
+    local = console.factor_rows([{"feature": "local_residual_z", "value": 22.418, "contribution": 0.2234}])
+    assert local[0]["name"] == "Distance from the six surrounding months"
+    assert local[0]["detail"] == "22.4× its usual spread above" and local[0]["percent"] == 22
     statement = {
         "statement": {"feature": "statement_arithmetic", "difference": -5980.74, "covered_accounts": ["9310", "9320"]},
         "feedback": {"reason": "ignored"},
     }
     rows = console.factor_rows(statement)
-    assert [r["name"] for r in rows] == ["statement arithmetic"]
-    assert "difference -5,980.74" in rows[0]["detail"] and "covered accounts 9310, 9320" in rows[0]["detail"]
-    assert console.factor_rows({"features": features})[0]["name"] == "decimal shift"
+    assert [r["name"] for r in rows] == ["The statement's own arithmetic"]
+    assert "difference -5,981" in rows[0]["detail"] and "covered accounts 9310, 9320" in rows[0]["detail"]
+    assert console.factor_rows({"features": features})[0]["name"] == "Looks like a misplaced decimal point"
     assert console.factor_rows(["free text"]) == [{"name": "free text", "share": None, "detail": ""}]
 
 

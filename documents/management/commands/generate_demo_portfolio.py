@@ -22,13 +22,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--properties", type=int, default=12)
-        parser.add_argument("--months", type=int, default=36)
-        parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--start", default="2021-01", help="first period, YYYY-MM")
-        parser.add_argument("--output", default="var/demo")
+        parser.add_argument("--properties", type=int, default=12, help="number of properties (default 12)")
+        parser.add_argument("--months", type=int, default=36, help="months of statements per property (default 36)")
+        parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same portfolio")
+        parser.add_argument("--start", default="2021-01", help="first period, YYYY-MM (default 2021-01)")
+        parser.add_argument("--output", default="var/demo", help="directory to write into (default var/demo)")
         parser.add_argument("--load", action="store_true", help="import the CSVs and the sample PDFs")
-        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--no-detect", action="store_true", help="with --load: do not queue detection of the imported documents"
+        )
 
     def handle(self, *args, **options) -> None:
         if options["properties"] < 1 or options["months"] < 1:
@@ -53,8 +56,9 @@ class Command(BaseCommand):
         )
         if options["load"]:
             progress = not options["no_progress"]
-            pdf_summary = import_paths(pdfs, progress=progress, stderr=self.stderr._out)
+            detect = not options["no_detect"]
+            pdf_summary = import_paths(pdfs, progress=progress, stderr=self.stderr._out, detect=detect)
             self.stdout.write(self.style.SUCCESS(f"Imported PDFs: {pdf_summary.describe()}"))
-            summary = import_paths(list(written["statements"]), progress=progress, stderr=self.stderr._out)
+            summary = import_paths(list(written["statements"]), progress=progress, stderr=self.stderr._out, detect=detect)
             properties_update_details(details=portfolio.properties)
             self.stdout.write(self.style.SUCCESS(f"Imported CSVs: {summary.describe()}"))

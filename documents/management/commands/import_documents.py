@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from documents.parsing import SUPPORTED_EXTENSIONS
-from documents.services import ImportSummary, UploadedSource, documents_import
+from documents.services import DocumentImportError, ImportSummary, UploadedSource, documents_import
 from kernel.exceptions import ApplicationError
 
 PROGRESS_THRESHOLD = 50  # documents: smaller imports finish before a bar would help
@@ -34,8 +34,11 @@ def collect_paths(paths: list[str]) -> list[Path]:
     return found
 
 
-def import_paths(paths: list[Path], *, overrides: dict | None = None, progress: bool = True, stderr=None) -> ImportSummary:
-    """Import files through documents_import with optional tqdm bars; CommandError on a bad file."""
+def import_paths(
+    paths: list[Path], *, overrides: dict | None = None, progress: bool = True, stderr=None, detect: bool = True
+) -> ImportSummary:
+    """Import files through documents_import with optional tqdm bars; CommandError listing every
+    error (one per line, up to 100, then "and N more") when the call is rejected."""
     bars: dict[str, tqdm] = {}
 
     def report(phase: str, done: int, total: int) -> None:
@@ -50,7 +53,10 @@ def import_paths(paths: list[Path], *, overrides: dict | None = None, progress: 
 
     try:
         sources = [UploadedSource.from_path(path) for path in paths]
-        return documents_import(files=sources, overrides=overrides, progress=report, channel="command")
+        return documents_import(files=sources, overrides=overrides, progress=report, channel="command", detect=detect)
+    except DocumentImportError as exc:
+        lines = exc.lines if exc.errors.total == 1 else [exc.errors.summary(), *exc.lines]
+        raise CommandError("\n".join(lines)) from None
     except ApplicationError as exc:
         raise CommandError(exc.message) from None
     finally:
@@ -70,6 +76,11 @@ class Command(BaseCommand):
         parser.add_argument("--document-type", help="document type (fills or overrides the file's)")
         parser.add_argument("--period", help="period YYYY-MM (fills or overrides the file's)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--no-detect",
+            action="store_true",
+            help="do not queue detection of the imported documents (default: queued on the anomaly queue)",
+        )
 
     def handle(self, *args, **options) -> None:
         paths = collect_paths(options["paths"])
@@ -80,5 +91,11 @@ class Command(BaseCommand):
             "document_type": options["document_type"],
             "period": options["period"],
         }
-        summary = import_paths(paths, overrides=overrides, progress=not options["no_progress"], stderr=self.stderr._out)
+        summary = import_paths(
+            paths,
+            overrides=overrides,
+            progress=not options["no_progress"],
+            stderr=self.stderr._out,
+            detect=not options["no_detect"],
+        )
         self.stdout.write(self.style.SUCCESS(f"Imported {summary.describe()}"))

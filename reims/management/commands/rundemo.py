@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 output=str(output),
                 load=True,
+                no_detect=True,  # detected in-process just below, before the worker starts
                 stdout=self.stdout,
             )
             call_command("detect_anomalies", all=True, stdout=self.stdout)
