@@ -45,8 +45,8 @@ def test_reprocess_creates_and_queues_a_job_with_the_filters():
         (["--since", "2024-13"], "--since must be YYYY-MM"),
         (["--until", "March"], "--until must be YYYY-MM"),
         (["--property", "NOPE"], "unknown property code(s): NOPE"),
-        (["--document-type", "tax_return"], "document_types: Unknown document type(s): tax_return"),
-        (["--status-filter", "done"], "extraction_status_filter: Unknown status filter 'done'"),
+        (["--document-type", "tax_return"], "invalid choice: 'tax_return'"),
+        (["--status-filter", "done"], "invalid choice: 'done'"),
         (["--since", "2024-05", "--until", "2024-01"], "date_range_end"),
     ],
 )
