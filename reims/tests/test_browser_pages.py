@@ -8,20 +8,19 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from anomalies import services
+from anomalies.admin import AnomalyDetectionAdmin
 from anomalies.models import AnomalyDetection, Severity
 from anomalies.tests.conftest import ledger_amounts
 from anomalies.tests.factories import load_rows, series_rows
 from documents.models import DocumentUpload
 from documents.tests.helpers import csv_bytes, statement_rows
+from reims.tests.test_browser_console import _log_in, _wait, analyst  # noqa: F401 - analyst is a fixture
 from reims.tests.test_console_pages import _flag
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("analyst")]
 
-PASSWORD = "s3cret-pass-123"
-WAIT_SECONDS = 20
 NAMES = {"4010-0000": "Base rent", "5010-0000": "Electricity", "6010-0000": "Repairs and maintenance"}
 # Cells that must stay on one line (the account cell holds a name and, under it, the code).
 ONE_LINE_COLUMNS = (
@@ -33,56 +32,27 @@ ONE_LINE_COLUMNS = (
     "anomaly_type",
     "status",
 )
-LIST_COLUMNS = (
-    "property_code",
-    "account_display",
-    "period_label",
-    "amount_display",
-    "expected_display",
-    "anomaly_score_display",
-    "severity",
-    "anomaly_type",
-    "status",
-)
 
 
-@pytest.fixture
-def analyst(django_user_model):
-    return django_user_model.objects.create_superuser("analyst", "a@example.com", PASSWORD)
+def _assert_served_locally(driver, live_server, sidecar_folder: str) -> None:
+    """Every resource the page loaded came from our server, the sidecar's bundle among them."""
+    loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(f"/static/drf_spectacular_sidecar/{sidecar_folder}/" in url for url in loaded), loaded
+    assert all(url.startswith(live_server.url) for url in loaded), loaded
 
 
-def _wait(driver):
-    return WebDriverWait(driver, WAIT_SECONDS)
-
-
-def _log_in(driver, live_server, next_path: str = "/admin/") -> None:
-    driver.get(f"{live_server.url}/admin/login/?next={next_path}")
-    driver.find_element(By.NAME, "username").send_keys("analyst")
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    _wait(driver).until(EC.presence_of_element_located((By.ID, "user-tools")))
-
-
-def _resources(driver) -> list[str]:
-    return driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-
-
-def test_api_docs_load_every_script_from_our_own_server(browser, live_server, analyst, screenshot):
+def test_api_docs_load_every_script_from_our_own_server(browser, live_server, screenshot):
     _log_in(browser, live_server)
     browser.get(f"{live_server.url}/api/docs/")
     _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .opblock")))
     assert "/api/v1/anomalies/" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
-    loaded = _resources(browser)
-    assert any("/static/drf_spectacular_sidecar/swagger-ui-dist/" in url for url in loaded), loaded
-    assert all(url.startswith(live_server.url) for url in loaded), loaded
+    _assert_served_locally(browser, live_server, "swagger-ui-dist")
     screenshot(browser, "swagger")
 
     browser.get(f"{live_server.url}/api/redoc/")
     _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".api-content")))
     assert "REIMS Anomaly API" in browser.find_element(By.TAG_NAME, "body").text
-    loaded = _resources(browser)
-    assert any("/static/drf_spectacular_sidecar/redoc/" in url for url in loaded), loaded
-    assert all(url.startswith(live_server.url) for url in loaded), loaded
+    _assert_served_locally(browser, live_server, "redoc")
     screenshot(browser, "redoc")
 
     browser.get(f"{live_server.url}/api/v1/")
@@ -90,7 +60,7 @@ def test_api_docs_load_every_script_from_our_own_server(browser, live_server, an
     screenshot(browser, "api-root")
 
 
-def test_the_anomaly_list_shows_names_and_every_column_at_1400_px(browser, live_server, analyst, screenshot, monkeypatch):
+def test_the_anomaly_list_shows_names_and_every_column_at_1400_px(browser, live_server, screenshot, monkeypatch):
     monkeypatch.setenv("MODEL_CACHE_ENABLED", "false")
     amounts = ledger_amounts()
     amounts["4010-0000"][8] *= 2
@@ -125,7 +95,7 @@ def test_the_anomaly_list_shows_names_and_every_column_at_1400_px(browser, live_
     assert layout["scroll"] <= layout["width"], layout  # no horizontal scrollbar
     assert layout["rightmost"] <= layout["width"], layout
     assert layout["wrapped"] == [], layout
-    for column in LIST_COLUMNS:
+    for column in AnomalyDetectionAdmin.list_display:
         header = browser.find_element(By.CSS_SELECTOR, f"#result_list th.column-{column}")
         assert header.is_displayed() and header.rect["x"] + header.rect["width"] <= layout["width"], column
     screenshot(browser, "anomaly-list-1400")
@@ -144,7 +114,7 @@ def test_the_anomaly_list_shows_names_and_every_column_at_1400_px(browser, live_
     screenshot(browser, "heatmap-names")
 
 
-def test_the_dashboard_ranks_properties_by_open_anomalies(browser, live_server, analyst, screenshot):
+def test_the_dashboard_ranks_properties_by_open_anomalies(browser, live_server, screenshot):
     from anomalies.tests.factories import PropertyFactory
 
     _flag(PropertyFactory(code="P001"), count=7)
@@ -159,7 +129,7 @@ def test_the_dashboard_ranks_properties_by_open_anomalies(browser, live_server, 
     screenshot(browser, "dashboard-ranking")
 
 
-def test_an_import_with_errors_lists_them_all(browser, live_server, analyst, screenshot, tmp_path):
+def test_an_import_with_errors_lists_them_all(browser, live_server, screenshot, tmp_path):
     rows = statement_rows("P1") + statement_rows("P1", period="2024-02")
     rows[0][7] = "lots"
     rows[2][4] = "2024-13"
