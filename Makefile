@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - install, migrate, load the demo portfolio, detect, start web+worker+beat"
 	@echo "make test   - the test suite (uses DATABASE_URL / CELERY_BROKER_URL when set)"
 	@echo "make bench  - the benchmarks in benchmarks/"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff (style, complexity) and mypy (services, selectors, kernel, numeric core)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -34,6 +34,7 @@ test: $(DEPS)
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 format: $(DEPS)
 	$(PYTHON) -m ruff format .

@@ -9,6 +9,16 @@ import pytest
 from reims.testing import WorkerProcess
 
 
+@pytest.fixture(autouse=True)
+def fresh_detection_contexts() -> Iterator[None]:
+    """No property's detection context is carried from one test to the next: a rolled-back test's
+    ids are reused by the next one, so a data version could match data it was not computed on."""
+    from anomalies.services.context import context_cache_clear
+
+    context_cache_clear()
+    yield
+
+
 @pytest.fixture
 def celery_worker_process(transactional_db) -> Iterator[WorkerProcess]:
     """A real Celery worker process consuming the project's queues against the test database.

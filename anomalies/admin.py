@@ -14,8 +14,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from anomalies import console, selectors, services
@@ -27,19 +27,11 @@ from anomalies.models import (
     FeedbackType,
     ModelSelectionLog,
 )
-from kernel.admin_utils import ReadableJSONMixin, pretty_json
+from documents.admin_scoping import PortfolioScopedAdminMixin
+from documents.scoping import sees_everything
+from kernel.admin_utils import ReadOnlyAdmin, pretty_json
 from kernel.exceptions import ApplicationError
-
-
-class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from modelcache.selectors import model_cache_entry_by_key
 
 
 def account_cell(*, name: str, code: str, where: str) -> str:
@@ -74,7 +66,7 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(AnomalyDetection)
-class AnomalyDetectionAdmin(ReadOnlyAdmin):
+class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     # Fits 1,400 px with the side menu open (console.css: .change-list.console-anomalies); the
     # document type and the detector are on the review page and in the filters.
     list_display = (
@@ -124,13 +116,22 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Model", {"fields": ("detector", "model_key", "model_version", "detected_at", "updated_at")}),
+        ("Model", {"fields": ("detector", "cached_model", "model_version", "detected_at", "updated_at")}),
     )
     # The explanation is shown by the review panel above the fields (anomalies.console).
     inlines = ()
 
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
+
+    @admin.display(description="model key")
+    def cached_model(self, obj: AnomalyDetection) -> str:
+        """The key, linked to the cache entry whose model scored this line (when it is still stored)."""
+        entry = model_cache_entry_by_key(model_key=obj.model_key)
+        if entry is None:
+            return obj.model_key or "—"
+        url = reverse("admin:modelcache_anomalymodelcache_change", args=[entry.pk])
+        return format_html('<a href="{}">{}</a> ({}, {})', url, obj.model_key, entry.model_type, entry.model_version)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(account_name=selectors.account_name_expression())
@@ -204,7 +205,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         detection = self.get_object(request, str(object_id))
         if detection is None or not self.has_view_permission(request, detection):
-            raise PermissionDenied
+            raise Http404
         filters = request.POST.get("_changelist_filters", "")
         queue = console.review_queue_position(
             model_admin=self, request=request, anomaly_id=detection.id, changelist_filters=filters
@@ -215,7 +216,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
                 anomaly_id=detection.id,
                 user=request.user,
                 feedback_type=feedback_type,
-                notes=request.POST.get("notes", "").strip()[:2000],
+                notes=request.POST.get("notes", ""),
             )
         except ApplicationError as exc:
             details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())
@@ -264,7 +265,7 @@ class AnomalyDetectionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AnomalyExplanation)
-class AnomalyExplanationAdmin(ReadOnlyAdmin):
+class AnomalyExplanationAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = ("account_display", "summary", "root_cause_type", "explanation_method", "created_at")
     list_filter = ("root_cause_type", "explanation_method")
     search_fields = ("summary", "anomaly__account_code", "anomaly__line_item__account_name", "anomaly__property__code")
@@ -295,7 +296,7 @@ class AnomalyExplanationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AnomalyFeedback)
-class AnomalyFeedbackAdmin(ReadOnlyAdmin):
+class AnomalyFeedbackAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "property",
         "document_type",
@@ -342,7 +343,7 @@ class AnomalyFeedbackAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelSelectionLog)
-class ModelSelectionLogAdmin(ReadOnlyAdmin):
+class ModelSelectionLogAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "property",
         "document_type",
@@ -394,6 +395,15 @@ class CrossPropertyBenchmarkAdmin(ReadOnlyAdmin):
     @admin.display(description="property ids")
     def property_ids_pretty(self, obj: CrossPropertyBenchmark) -> str:
         return pretty_json(obj.property_ids)
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        # Peer groups span portfolios: only superusers see which properties a figure is made of.
+        if sees_everything(request.user):
+            return self.fields
+        return tuple(f for f in self.fields if f != "property_ids_pretty")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self.get_fields(request, obj)
 
     fields = (
         "account_code",

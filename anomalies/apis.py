@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,13 +13,7 @@ from anomalies import selectors, services
 from anomalies.detection.catalogue import get_available_algorithms
 from anomalies.filters import AnomalyFilter, SelectionLogFilter
 from anomalies.models import AnomalyDetection, AnomalyExplanation, FeedbackType, ModelSelectionLog
-
-
-class CanSubmitFeedback(BasePermission):
-    message = "You need the permission anomalies.add_anomalyfeedback."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.has_perm("anomalies.add_anomalyfeedback"))
+from kernel.permissions import ReadOrRequiredPermission
 
 
 class AnomalyOutputSerializer(serializers.ModelSerializer):
@@ -112,7 +106,7 @@ class AnomalyListApi(generics.ListAPIView):
     ordering = ["-anomaly_score", "-detected_at", "id"]
 
     def get_queryset(self):
-        return selectors.anomaly_list(flagged_only=False)
+        return selectors.anomaly_list(user=self.request.user, flagged_only=False)
 
 
 class AnomalyDetailApi(generics.RetrieveAPIView):
@@ -120,7 +114,7 @@ class AnomalyDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return (
-            selectors.anomaly_list(flagged_only=False)
+            selectors.anomaly_list(user=self.request.user, flagged_only=False)
             .select_related("line_item", "document")
             .prefetch_related("explanations")
         )
@@ -128,7 +122,9 @@ class AnomalyDetailApi(generics.RetrieveAPIView):
 
 class FeedbackInputSerializer(serializers.Serializer):
     feedback_type = serializers.ChoiceField(choices=FeedbackType.choices)
-    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    notes = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=services.FEEDBACK_NOTES_MAX_LENGTH
+    )
     feedback_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     business_context = serializers.DictField(required=False, allow_null=True)
 
@@ -149,10 +145,13 @@ class FeedbackOutputSerializer(serializers.Serializer):
 class AnomalyFeedbackApi(APIView):
     """Record the current user's verdict on an anomaly (again: updates it)."""
 
-    permission_classes = [IsAuthenticated, CanSubmitFeedback]
+    permission_classes = [ReadOrRequiredPermission]
+    required_permission = "anomalies.add_anomalyfeedback"
 
     @extend_schema(request=FeedbackInputSerializer, responses={201: FeedbackOutputSerializer})
     def post(self, request: Request, pk: int) -> Response:
+        if selectors.anomaly_get(anomaly_id=pk, user=request.user) is None:
+            raise Http404  # outside the user's portfolios reads exactly as missing
         data = FeedbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         feedback = services.anomaly_feedback_submit(anomaly_id=pk, user=request.user, **data.validated_data)
@@ -235,4 +234,4 @@ class SelectionLogListApi(generics.ListAPIView):
     ordering = ["-selected_at", "-id"]
 
     def get_queryset(self):
-        return selectors.selection_log_list()
+        return selectors.selection_log_list(user=self.request.user)

@@ -1,14 +1,14 @@
 """Server-rendered SVG charts for the console (no JavaScript library, no network at run time).
 
 Plain functions over sequences; no Django import, so they can be tested alone. Every label that
-comes from data is XML-escaped.
+comes from data is escaped, quotes included (an attribute cannot be closed from data).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from xml.sax.saxutils import escape
+from html import escape  # quote=True: attributes are escaped as well as text
 
 SEVERITY_COLOURS = {"critical": "#b91c1c", "high": "#ea580c", "medium": "#ca8a04", "low": "#2563eb"}
 

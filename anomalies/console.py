@@ -28,6 +28,7 @@ from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
 from anomalies.models import AnomalyDetection, AnomalyFeedback, AnomalyType, FeedbackType
 from anomalies.selectors.benchmarks import benchmark_position
+from anomalies.services.feedback import FEEDBACK_NOTES_MAX_LENGTH
 from documents.models import DocumentType
 from kernel.flags import FeatureFlags
 
@@ -329,6 +330,7 @@ def review_context(
         "own_feedback": own_feedback,
         "feedback_log": feedback_log,
         "feedback_url": reverse("admin:anomalies_anomalydetection_feedback", args=[detection.id]),
+        "notes_max_length": FEEDBACK_NOTES_MAX_LENGTH,
     }
 
 

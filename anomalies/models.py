@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 
 from documents.models import DocumentType, DocumentUpload, FinancialPeriod, LineItem, Property
+from documents.scoping import PropertyScopedQuerySet
+from kernel import vocabulary
 
 
 class Severity(models.TextChoices):
@@ -23,21 +25,8 @@ class Direction(models.TextChoices):
     NONE = "none", "None"
 
 
-class AnomalyType(models.TextChoices):
-    DECIMAL_SHIFT = "decimal_shift", "Decimal shift"
-    SIGN_FLIP = "sign_flip", "Sign flip"
-    DUPLICATE = "duplicate", "Duplicated posting"
-    MISSING = "missing", "Missing posting"
-    SPIKE = "spike", "Spike"
-    DROP = "drop", "Drop"
-    LEVEL_SHIFT = "level_shift", "Level shift"
-    SEASONAL = "seasonal", "Seasonal amount in the wrong month"
-    MISCLASSIFICATION = "misclassification", "Misclassification"
-    FOOTING = "footing", "Total does not foot"
-    BALANCE_MISMATCH = "balance_mismatch", "Assets != liabilities + equity"
-    PEER_OUTLIER = "peer_outlier", "Outlier among peers"
-    OUTLIER = "outlier", "Outlier"
-    NONE = "none", "None"
+# Built from kernel.vocabulary, where the numeric core and the demo generator read the same values.
+AnomalyType = models.TextChoices("AnomalyType", vocabulary.choices(vocabulary.ANOMALY_KIND_LABELS))
 
 
 class DetectionStatus(models.TextChoices):
@@ -83,6 +72,8 @@ class AnomalyDetection(models.Model):
     detected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
+
     class Meta:
         db_table = "anomaly_detections"
         ordering = ["-anomaly_score", "-detected_at"]
@@ -119,6 +110,8 @@ class AnomalyExplanation(models.Model):
     explanation_method = models.CharField(max_length=40)
     computation_time_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PropertyScopedQuerySet.for_path("anomaly__property").as_manager()
 
     class Meta:
         db_table = "anomaly_explanations"
@@ -168,6 +161,8 @@ class AnomalyFeedback(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
 
     class Meta:
         db_table = "anomaly_feedback"
@@ -241,6 +236,8 @@ class ModelSelectionLog(models.Model):
     actual_precision = models.FloatField(null=True, blank=True)
     actual_recall = models.FloatField(null=True, blank=True)
     selected_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
 
     class Meta:
         db_table = "pyod_model_selection_log"

@@ -19,7 +19,9 @@ from django.utils.html import format_html
 
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, ExtractionStatusFilter, JobStatus
+from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.models import DocumentType, Property
+from documents.scoping import properties_visible_to
 from kernel.admin_utils import ReadableJSONMixin
 from kernel.exceptions import ApplicationError, ConflictError
 from kernel.flags import FeatureDisabled
@@ -49,7 +51,9 @@ def progress_bar(job: BatchReprocessingJob) -> str:
 class StartJobForm(forms.Form):
     job_name = forms.CharField(max_length=200, required=False)
     properties = forms.ModelMultipleChoiceField(
-        queryset=Property.objects.order_by("code"), required=False, help_text="none selected means every property"
+        queryset=Property.objects.order_by("code"),
+        required=False,
+        help_text="none selected means every property you can see",
     )
     date_range_start = forms.DateField(required=False, help_text="YYYY-MM-DD; any day selects its month")
     date_range_end = forms.DateField(required=False)
@@ -79,7 +83,7 @@ def job_chunk_page(*, job: BatchReprocessingJob, status: str, page: str) -> dict
 
 
 @admin.register(BatchReprocessingJob)
-class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
+class BatchReprocessingJobAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, admin.ModelAdmin):
     json_fields = ("results_summary", "property_ids", "document_types")
     change_list_template = "admin/batch_jobs/batchreprocessingjob/change_list.html"
     list_display = (
@@ -202,6 +206,7 @@ class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = StartJobForm(request.POST or None)
+        form.fields["properties"].queryset = properties_visible_to(request.user).order_by("code")
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -255,7 +260,7 @@ class BatchReprocessingJobAdmin(ReadableJSONMixin, admin.ModelAdmin):
 
 
 @admin.register(BatchJobChunk)
-class BatchJobChunkAdmin(ReadableJSONMixin, admin.ModelAdmin):
+class BatchJobChunkAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, admin.ModelAdmin):
     json_fields = ("document_ids", "results")
     list_display = (
         "job",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,21 +12,8 @@ from rest_framework.views import APIView
 
 from batch_jobs import selectors, services
 from batch_jobs.models import BatchReprocessingJob, ExtractionStatusFilter, JobStatus
+from kernel.permissions import ReadOrRequiredPermission
 from kernel.throttles import JobCreateThrottle
-
-
-class HasModelPermission(permissions.BasePermission):
-    """Logged-in users read; writes need the view's ``required_permission`` (a Django permission)."""
-
-    def has_permission(self, request: Request, view) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        required = getattr(view, "required_permission", None)
-        if callable(required):
-            required = required()
-        return bool(required) and request.user.has_perm(required)
 
 
 class BatchJobCreateSerializer(serializers.Serializer):
@@ -94,7 +81,7 @@ class BatchJobFilter(django_filters.FilterSet):
 class BatchJobCreateApi(APIView):
     """Create a batch reprocessing job over the latest documents matching the filters and queue it."""
 
-    permission_classes = [HasModelPermission]
+    permission_classes = [ReadOrRequiredPermission]
     required_permission = "batch_jobs.add_batchreprocessingjob"
     throttle_classes = [JobCreateThrottle]
 
@@ -119,15 +106,13 @@ class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     """Batch reprocessing jobs: progress, counts and results; cancel a queued or running job."""
 
     serializer_class = BatchJobSerializer
-    permission_classes = [HasModelPermission]
+    permission_classes = [ReadOrRequiredPermission]
+    required_permission = "batch_jobs.change_batchreprocessingjob"
     filterset_class = BatchJobFilter
     ordering_fields = ["created_at", "status", "id"]
 
-    def required_permission(self) -> str:
-        return "batch_jobs.change_batchreprocessingjob"
-
     def get_queryset(self):
-        return selectors.job_list()
+        return selectors.job_list(user=self.request.user)
 
     def get_serializer_class(self):
         return BatchJobListSerializer if self.action == "list" else BatchJobSerializer

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from documents.scoping import ParentScopedQuerySet, PropertyListScopedQuerySet
+
 
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -53,6 +55,8 @@ class BatchReprocessingJob(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     estimated_completion_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PropertyListScopedQuerySet.as_manager()
 
     class Meta:
         db_table = "batch_reprocessing_jobs"
@@ -120,6 +124,8 @@ class BatchJobChunk(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ParentScopedQuerySet.for_parent("job").as_manager()
 
     class Meta:
         db_table = "batch_job_chunks"

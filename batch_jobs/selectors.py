@@ -17,7 +17,9 @@ from batch_jobs.models import (
     ExtractionStatusFilter,
     JobStatus,
 )
-from documents.models import DocumentUpload, FinancialPeriod
+from documents.models import DocumentUpload, FinancialPeriod, Property
+from documents.scoping import properties_visible_to
+from kernel.filters import fits_db_id
 from kernel.periods import period_ordinal
 
 FAILURES_CAP = 100  # failures named in a job's results_summary (failed_documents counts them all)
@@ -26,6 +28,14 @@ FAILURES_CAP = 100  # failures named in a job's results_summary (failed_document
 def month_ordinal(day: date) -> int:
     """FinancialPeriod.ordinal of the month containing ``day``."""
     return period_ordinal(day.year, day.month)
+
+
+def existing_property_ids(*, property_ids: Sequence[int], user: Any | None = None) -> set[int]:
+    """Those of ``property_ids`` that exist and ``user`` sees (every one without a user: commands).
+    A property outside the user's portfolios reads as unknown: whose it is is never said."""
+    properties = Property.objects.all() if user is None else properties_visible_to(user)
+    # An id no column can hold is unknown without asking (SQLite would overflow on it).
+    return set(properties.filter(id__in=[pk for pk in property_ids if fits_db_id(pk)]).values_list("id", flat=True))
 
 
 def job_documents(
@@ -76,16 +86,17 @@ def job_document_ids_in_chunk_order(*, job: BatchReprocessingJob) -> list[int]:
     )
 
 
-def job_list(*, filters: dict[str, Any] | None = None) -> QuerySet[BatchReprocessingJob]:
+def job_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[BatchReprocessingJob]:
+    """Jobs over properties ``user`` sees (a job over every property: superusers only), newest first."""
     filters = filters or {}
-    qs = BatchReprocessingJob.objects.select_related("initiated_by").order_by("-created_at", "-id")
+    qs = BatchReprocessingJob.objects.visible_to(user).select_related("initiated_by").order_by("-created_at", "-id")
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     return qs
 
 
-def job_get(*, job_id: int) -> BatchReprocessingJob | None:
-    return BatchReprocessingJob.objects.select_related("initiated_by").filter(pk=job_id).first()
+def job_get(*, job_id: int, user: Any) -> BatchReprocessingJob | None:
+    return BatchReprocessingJob.objects.visible_to(user).select_related("initiated_by").filter(pk=job_id).first()
 
 
 def job_chunk_status_counts(*, job: BatchReprocessingJob) -> dict[str, int]:
@@ -127,6 +138,10 @@ def job_chunk_totals(*, job: BatchReprocessingJob) -> dict[str, int]:
 
 def running_job_ids() -> list[int]:
     return list(BatchReprocessingJob.objects.filter(status=JobStatus.RUNNING).order_by("id").values_list("id", flat=True))
+
+
+def running_jobs_pending_chunk_count() -> int:
+    return BatchJobChunk.objects.filter(job__status=JobStatus.RUNNING, status=ChunkStatus.PENDING).count()
 
 
 def batch_workers_idle(*, seconds: float) -> bool:

@@ -112,16 +112,37 @@ def timed(label: str, call, runs: int) -> None:
     print(f"{label:<48} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({runs} requests) {verdict}")
 
 
+def _manager_of_every_property():
+    from django.contrib.auth.models import Group, Permission
+
+    from documents.models import PortfolioGrant, default_portfolio_id
+    from reims.roles import MANAGERS, roles_sync
+
+    roles_sync(Group, Permission)
+    user, _ = get_user_model().objects.get_or_create(username="bench-manager")
+    user.groups.set([Group.objects.get(name=MANAGERS)])
+    PortfolioGrant.objects.get_or_create(user=user, portfolio_id=default_portfolio_id())
+    return user
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument(
+        "--as-manager",
+        action="store_true",
+        help="request as a manager granted the portfolio of every property (measures portfolio scoping) "
+        "instead of a superuser",
+    )
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     app.control.purge()
     load_documents(args.documents)
     BatchReprocessingJob.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
+    if args.as_manager:
+        user = _manager_of_every_property()
     client = Client()
     client.force_login(user)
     some_property = Property.objects.order_by("code").values_list("id", flat=True)[3]

@@ -42,7 +42,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from modelcache.models import AnomalyModelCache  # noqa: E402
-from modelcache.services import ModelCache, get_or_train_model, reset_model_cache  # noqa: E402
+from modelcache.services import ModelCache, cached_models, get_or_train_model, reset_model_cache  # noqa: E402
 
 
 def _ms(seconds: float) -> str:
@@ -69,15 +69,14 @@ def micro(property_id: int, n_series: int) -> None:
     from anomalies import selectors
     from anomalies.detection.characteristics import series_characteristics
     from anomalies.detection.detectors import train_model
-    from anomalies.detection.engine import MIN_HISTORY, SeriesModelKey, synthetic_anomaly_rows
+    from anomalies.detection.engine import MIN_HISTORY, synthetic_anomaly_rows
     from anomalies.detection.features import FEATURE_NAMES, AnomalyFeatureEngineer, compute_context
+    from anomalies.detection.provider import ModelRequest, SeriesModelKey
     from anomalies.detection.selection import select_optimal_model_llm
     from anomalies.detection.table import build_panel
-    from documents.selectors import documents_latest
 
     t0 = time.perf_counter()
-    documents = documents_latest(property_ids=[property_id]).values_list("id", flat=True)
-    inp = selectors.detection_input_for_documents(document_ids=list(documents))
+    inp = selectors.property_lines_get(property_id=property_id)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     panel = build_panel(inp.table)
@@ -97,30 +96,22 @@ def micro(property_id: int, n_series: int) -> None:
         f"-> {shared * 1000:.2f} ms per series)"
     )
 
-    cache = ModelCache(lru_size=10_000, flush_every=10**9, flush_seconds=10**9)
+    cache = ModelCache(max_bytes=10**10, flush_every=10**9, flush_seconds=10**9)
     config = {"min_history": MIN_HISTORY}
     misses, lru_hits, db_hits, types = [], [], [], Counter()
     for s in own[:n_series]:
         observed = panel.rows[s] >= 0
         x = feats[s][observed]
         key = SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]))
+        request = ModelRequest(key, "auto", config)
 
         def train(s: int = int(s), x: np.ndarray = x):
             chars = series_characteristics(panel.values[s], x)
             selection = select_optimal_model_llm(chars, llm=None, x_history=x, x_anomalies=injected[s], seed=0)
             return train_model(selection.selected_model, x, seed=0, feature_names=FEATURE_NAMES)
 
-        def lookup(x: np.ndarray = x, key: SeriesModelKey = key, train=train):
-            return get_or_train_model(
-                property_id=key.property_id,
-                account_code=key.account_code,
-                model_type="auto",
-                config=config,
-                X_train=x,
-                train=train,
-                document_type=key.document_type,
-                cache=cache,
-            )
+        def lookup(x: np.ndarray = x, request: ModelRequest = request, train=train):
+            return get_or_train_model(request=request, x_train=x, train=train, cache=cache)
 
         t0 = time.perf_counter()
         model, outcome = lookup()
@@ -150,25 +141,16 @@ def micro(property_id: int, n_series: int) -> None:
     for s in own[:n_series]:
         observed = panel.rows[s] >= 0
         key = SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]))
-        chunk_keys.append(key)
-        chunk_lookups.append((key, feats[s][observed]))
+        chunk_keys.append(ModelRequest(key, "auto", config))
+        chunk_lookups.append((chunk_keys[-1], feats[s][observed]))
     samples = []
     for _ in range(7):
         cache.clear()
         cache.begin_run()
         t0 = time.perf_counter()
-        cache.prefetch_series(chunk_keys)
-        for key, x in chunk_lookups:
-            _, outcome = get_or_train_model(
-                property_id=key.property_id,
-                account_code=key.account_code,
-                model_type="auto",
-                config=config,
-                X_train=x,
-                train=lambda: None,
-                document_type=key.document_type,
-                cache=cache,
-            )
+        cached_models(model_keys=[r.model_key for r in chunk_keys], cache=cache)
+        for request, x in chunk_lookups:
+            _, outcome = get_or_train_model(request=request, x_train=x, train=lambda: None, cache=cache)
             assert outcome.value == "db_hit", outcome
         samples.append((time.perf_counter() - t0) / len(chunk_lookups))
     db_chunk = [statistics.median(samples)] * len(chunk_lookups)

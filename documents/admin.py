@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -15,10 +16,22 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from anomalies.models import AnomalyDetection, DetectionStatus
+from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.forms import ImportDocumentsForm
-from documents.models import ChartOfAccount, DocumentUpload, FinancialPeriod, LineItem, PDFFieldCoordinate, Property
+from documents.models import (
+    ChartOfAccount,
+    DocumentUpload,
+    FinancialPeriod,
+    LineItem,
+    PDFFieldCoordinate,
+    Portfolio,
+    PortfolioGrant,
+    Property,
+)
+from documents.portfolios import portfolio_assign, portfolio_grant_set
 from documents.services import DocumentImportError, UploadedSource, documents_import
 from documents.uploads import UploadTooLarge, check_declared_size, check_files_size, upload_error_from
+from kernel.admin_utils import ReadOnlyAdmin
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.throttles import DocumentImportThrottle
@@ -36,22 +49,12 @@ def _count_of(rows: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 @admin.register(Property)
-class PropertyAdmin(admin.ModelAdmin):
+class PropertyAdmin(PortfolioScopedAdminMixin, admin.ModelAdmin):
     list_display = (
         "code",
         "name",
+        "portfolio",
         "property_type",
         "area_sqft",
         "address",
@@ -59,9 +62,13 @@ class PropertyAdmin(admin.ModelAdmin):
         "open_anomaly_count",
         "updated_at",
     )
-    list_filter = ("property_type",)
+    list_filter = ("property_type", ("portfolio", admin.RelatedOnlyFieldListFilter))
     search_fields = ("code", "name", "address")
     readonly_fields = ("code", "created_at", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        # Properties change portfolio through portfolio_assign (superusers only).
+        return (*self.readonly_fields, "portfolio")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Counted in subqueries: two Counts over two joins would multiply each other.
@@ -96,14 +103,14 @@ class PropertyAdmin(admin.ModelAdmin):
 
 
 @admin.register(FinancialPeriod)
-class FinancialPeriodAdmin(ReadOnlyAdmin):
+class FinancialPeriodAdmin(ReadOnlyAdmin):  # months are shared: no property in them
     list_display = ("label", "year", "month", "start_date", "end_date", "ordinal")
     list_filter = ("year",)
     search_fields = ("year",)
 
 
 @admin.register(ChartOfAccount)
-class ChartOfAccountAdmin(admin.ModelAdmin):
+class ChartOfAccountAdmin(PortfolioScopedAdminMixin, admin.ModelAdmin):
     list_display = ("account_code", "account_name", "account_type", "is_total")
     list_filter = ("account_type", "is_total")
     search_fields = ("account_code", "account_name")
@@ -152,7 +159,7 @@ def _box(obj) -> str:
 
 
 @admin.register(DocumentUpload)
-class DocumentUploadAdmin(ReadOnlyAdmin):
+class DocumentUploadAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     change_list_template = "admin/documents/documentupload/change_list.html"
     list_display = (
         "id",
@@ -308,7 +315,7 @@ class DocumentUploadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LineItem)
-class LineItemAdmin(ReadOnlyAdmin):
+class LineItemAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "document_link",
@@ -337,7 +344,7 @@ class LineItemAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PDFFieldCoordinate)
-class PDFFieldCoordinateAdmin(ReadOnlyAdmin):
+class PDFFieldCoordinateAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "document",
@@ -358,3 +365,90 @@ class PDFFieldCoordinateAdmin(ReadOnlyAdmin):
     list_select_related = ("document__property", "document__period")
     show_full_result_count = False
     raw_id_fields = ("document",)
+
+
+class SuperuserOnlyAdmin(admin.ModelAdmin):
+    """Portfolios and grants decide who sees what: only superusers see or change them."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+
+class PortfolioForm(forms.ModelForm):
+    move_properties = forms.ModelMultipleChoiceField(
+        queryset=Property.objects.select_related("portfolio").order_by("code"),
+        required=False,
+        help_text="properties to move into this portfolio (the portfolio_assign command)",
+    )
+
+    class Meta:
+        model = Portfolio
+        fields = ("code", "name")
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(SuperuserOnlyAdmin):
+    form = PortfolioForm
+    list_display = ("code", "name", "property_count", "user_count")
+    search_fields = ("code", "name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_properties=Count("properties", distinct=True), _users=Count("grants", distinct=True))
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        return ("code",) if obj is not None else ()
+
+    @admin.display(description="properties", ordering="_properties")
+    def property_count(self, obj: Portfolio) -> int:
+        return obj._properties
+
+    @admin.display(description="users", ordering="_users")
+    def user_count(self, obj: Portfolio) -> int:
+        return obj._users
+
+    def save_model(self, request: HttpRequest, obj: Portfolio, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        codes = [p.code for p in form.cleaned_data.get("move_properties") or []]
+        if codes:
+            result = portfolio_assign(code=obj.code, property_codes=codes)
+            self.message_user(request, f"{len(result.moved)} propert(y/ies) moved into {obj.code}.", messages.SUCCESS)
+
+
+@admin.register(PortfolioGrant)
+class PortfolioGrantAdmin(SuperuserOnlyAdmin):
+    """Adding a row grants a portfolio to a user; deleting it revokes (the portfolio_grant command)."""
+
+    list_display = ("user", "portfolio", "granted_at")
+    list_filter = ("portfolio",)
+    search_fields = ("user__username", "portfolio__code")
+    fields = ("user", "portfolio")
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a grant is given or taken away, never edited
+
+    def save_model(self, request: HttpRequest, obj: PortfolioGrant, form: forms.ModelForm, change: bool) -> None:
+        portfolio_grant_set(username=obj.user.get_username(), code=obj.portfolio.code, granted=True)
+        obj.pk = PortfolioGrant.objects.get(user=obj.user, portfolio=obj.portfolio).pk
+
+    def delete_model(self, request: HttpRequest, obj: PortfolioGrant) -> None:
+        portfolio_grant_set(username=obj.user.get_username(), code=obj.portfolio.code, granted=False)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for grant in queryset.select_related("user", "portfolio"):
+            self.delete_model(request, grant)

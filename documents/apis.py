@@ -8,7 +8,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
-from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,16 +21,10 @@ from documents.uploads import UploadTooLarge, check_declared_size, check_files_s
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.pagination import StrictPageNumberPagination
+from kernel.permissions import ReadOrRequiredPermission
 from kernel.throttles import DocumentImportThrottle
 
 IMPORT_PERMISSION = "documents.add_documentupload"
-
-
-class CanImportDocuments(BasePermission):
-    """Reads need a login (checked by IsAuthenticated); uploads need documents.add_documentupload."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return request.method in SAFE_METHODS or request.user.has_perm(IMPORT_PERMISSION)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -74,7 +68,8 @@ class ImportSummarySerializer(serializers.Serializer):
 
 
 class DocumentListApi(APIView):
-    permission_classes = [IsAuthenticated, CanImportDocuments]
+    permission_classes = [ReadOrRequiredPermission]
+    required_permission = IMPORT_PERMISSION
     throttle_classes = [DocumentImportThrottle]  # counts uploads (POST) only
 
     class InputSerializer(serializers.Serializer):
@@ -125,7 +120,7 @@ class DocumentListApi(APIView):
         responses={200: DocumentOutputSerializer(many=True), 400: ErrorSerializer, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
-        documents = document_list(filters=request.query_params)
+        documents = document_list(user=request.user, filters=request.query_params)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(documents, request, view=self)
         return paginator.get_paginated_response(DocumentOutputSerializer(page, many=True).data)
@@ -202,7 +197,7 @@ class DocumentDetailApi(APIView):
 
     @extend_schema(responses=DocumentDetailOutputSerializer)
     def get(self, request: Request, document_id: int) -> Response:
-        document = document_get(document_id=document_id)
+        document = document_get(document_id=document_id, user=request.user)
         if document is None:
             raise Http404
         return Response(DocumentDetailOutputSerializer(document).data)

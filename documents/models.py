@@ -7,24 +7,15 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from documents.scoping import PropertyScopedQuerySet
+from kernel import vocabulary
+
 PROPERTY_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,20}$"
 
 
-class PropertyType(models.TextChoices):
-    RETAIL = "retail", "Retail"
-    OFFICE = "office", "Office"
-    MULTIFAMILY = "multifamily", "Multifamily"
-    INDUSTRIAL = "industrial", "Industrial"
-    MIXED_USE = "mixed_use", "Mixed use"
-    HOTEL = "hotel", "Hotel"
-
-
-class DocumentType(models.TextChoices):
-    BALANCE_SHEET = "balance_sheet", "Balance sheet"
-    INCOME_STATEMENT = "income_statement", "Income statement"
-    CASH_FLOW = "cash_flow", "Cash flow statement"
-    RENT_ROLL = "rent_roll", "Rent roll"
-    MORTGAGE_STATEMENT = "mortgage_statement", "Mortgage statement"
+# Built from kernel.vocabulary, where the parsers and the numeric core read the same values.
+PropertyType = models.TextChoices("PropertyType", vocabulary.choices(vocabulary.PROPERTY_TYPE_LABELS))
+DocumentType = models.TextChoices("DocumentType", vocabulary.choices(vocabulary.DOCUMENT_TYPE_LABELS))
 
 
 class ExtractionStatus(models.TextChoices):
@@ -51,6 +42,51 @@ class AccountType(models.TextChoices):
     OTHER = "other", "Other"
 
 
+DEFAULT_PORTFOLIO_CODE = "default"
+PORTFOLIO_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"
+
+
+class Portfolio(models.Model):
+    """An owner's properties: the unit of access for every user who is not a superuser (DESIGN §11)."""
+
+    code = models.CharField(
+        max_length=30,
+        unique=True,
+        validators=[RegexValidator(PORTFOLIO_CODE_PATTERN, "1-30 letters, digits, '_' or '-'")],
+    )
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "portfolios"
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip()
+
+
+def default_portfolio_id() -> int:
+    """The portfolio of properties never assigned (created on first use)."""
+    portfolio, _ = Portfolio.objects.get_or_create(code=DEFAULT_PORTFOLIO_CODE, defaults={"name": "Default portfolio"})
+    return portfolio.pk
+
+
+class PortfolioGrant(models.Model):
+    """A user may read (and, as their groups allow, act on) the properties of this portfolio."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolio_grants")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="grants")
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "portfolio_grants"
+        ordering = ["portfolio__code", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "portfolio"], name="portfolio_grant_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.portfolio.code}"
+
+
 class Property(models.Model):
     code = models.CharField(
         max_length=20,
@@ -58,6 +94,9 @@ class Property(models.Model):
         validators=[RegexValidator(PROPERTY_CODE_PATTERN, "1-20 letters, digits, '_' or '-'")],
     )
     name = models.CharField(max_length=200, blank=True)
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.PROTECT, related_name="properties", default=default_portfolio_id
+    )
     property_type = models.CharField(max_length=20, choices=PropertyType.choices, blank=True, db_index=True)
     address = models.CharField(max_length=300, blank=True)
     area_sqft = models.PositiveIntegerField(null=True, blank=True)
@@ -137,6 +176,8 @@ class DocumentUpload(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     last_detected_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
+
     class Meta:
         db_table = "document_uploads"
         ordering = ["property__code", "document_type", "period__ordinal", "-version"]
@@ -159,6 +200,12 @@ class DocumentUpload(models.Model):
                 fields=["document_type", "period"], condition=Q(is_latest=True), name="document_latest_type_per_idx"
             ),
             models.Index(fields=["uploaded_at"], name="document_uploaded_at_idx"),
+            # A job over a user's properties (portfolio scoping names them) counts from this alone.
+            models.Index(
+                fields=["property", "document_type", "period"],
+                condition=Q(is_latest=True),
+                name="document_latest_property_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -178,6 +225,8 @@ class LineItem(models.Model):
     x1 = models.FloatField(null=True, blank=True)
     y1 = models.FloatField(null=True, blank=True)
     extraction_confidence = models.FloatField(null=True, blank=True)
+
+    objects = PropertyScopedQuerySet.for_path("document__property").as_manager()
 
     class Meta:
         db_table = "line_items"
@@ -209,6 +258,8 @@ class PDFFieldCoordinate(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     matched_text = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PropertyScopedQuerySet.for_path("document__property").as_manager()
 
     class Meta:
         db_table = "pdf_field_coordinates"

@@ -10,17 +10,21 @@ from django.http import QueryDict
 
 from documents.filters import DocumentFilter
 from documents.models import DocumentUpload, ExtractionStatus, LineItem, PDFFieldCoordinate, Property
+from documents.scoping import properties_visible_to
 from kernel.exceptions import ApplicationError
 
 
-def document_list(*, filters: dict[str, Any] | None = None) -> QuerySet[DocumentUpload]:
-    """Documents with their property and period; latest versions only unless ``latest`` is false.
+def document_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[DocumentUpload]:
+    """Documents ``user`` may see, with their property and period; latest versions only unless
+    ``latest`` is false.
 
     Filters: property (codes, comma-separated), document_type (one or a list), period_from and
     period_to (YYYY-MM), extraction_status, source_format, latest.
     """
-    queryset = DocumentUpload.objects.select_related("property", "period").order_by(
-        "property__code", "document_type", "period__ordinal", "-version"
+    queryset = (
+        DocumentUpload.objects.visible_to(user)
+        .select_related("property", "period")
+        .order_by("property__code", "document_type", "period__ordinal", "-version")
     )
     filterset = DocumentFilter(_as_query_dict(filters or {}), queryset=queryset)
     if not filterset.is_valid():
@@ -48,8 +52,13 @@ def _as_query_dict(filters: dict[str, Any]) -> QueryDict:
     return data
 
 
-def document_get(*, document_id: int) -> DocumentUpload | None:
-    return DocumentUpload.objects.select_related("property", "period", "uploaded_by").filter(id=document_id).first()
+def document_get(*, document_id: int, user: Any) -> DocumentUpload | None:
+    return (
+        DocumentUpload.objects.visible_to(user)
+        .select_related("property", "period", "uploaded_by")
+        .filter(id=document_id)
+        .first()
+    )
 
 
 def documents_latest(
@@ -97,5 +106,5 @@ def pdf_coordinate_list(*, document_id: int) -> QuerySet[PDFFieldCoordinate]:
     return PDFFieldCoordinate.objects.filter(document_id=document_id).order_by("page_number", "y0", "x0")
 
 
-def property_list() -> QuerySet[Property]:
-    return Property.objects.order_by("code")
+def property_list(*, user: Any) -> QuerySet[Property]:
+    return properties_visible_to(user).order_by("code")

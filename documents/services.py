@@ -57,6 +57,7 @@ from documents.models import (
 )
 from documents.parsing import CanonicalRow, ImportErrors, ImportFileError, Overrides, parse_period, read_rows
 from documents.parsing.dispatch import source_format_of
+from documents.portfolios import import_access_errors, portfolio_for_new_property
 from kernel.exceptions import ApplicationError
 from kernel.logging import log_event
 from kernel.periods import period_ordinal
@@ -309,6 +310,9 @@ def _import(
     if errors:
         raise DocumentImportError(errors)
     with transaction.atomic():
+        refused = import_access_errors(files=[(p.source.name, p.rows) for p in parsed], user=user)
+        if refused:
+            raise DocumentImportError(refused)
         summary = _write(parsed, uploaded_by=user, progress=progress)
         summary.detection_requested = detect
         if detect and summary.document_ids:
@@ -332,23 +336,32 @@ def _queue_detection(summary: ImportSummary) -> None:
         log_event("documents_detection_queue", level=logging.ERROR, reason=summary.detection_error)
 
 
-def _upsert_properties(rows: Iterable[CanonicalRow]) -> dict[str, Property]:
-    first_seen: dict[str, tuple[str, str]] = {}
+def _upsert_properties(rows: Iterable[CanonicalRow], *, user: Any | None) -> dict[str, Property]:
+    first_seen: dict[str, tuple[str, str, str]] = {}
     for row in rows:
-        name, kind = first_seen.get(row.property_code, ("", ""))
-        first_seen[row.property_code] = (name or row.property_name, kind or row.property_type)
+        name, kind, portfolio = first_seen.get(row.property_code, ("", "", ""))
+        first_seen[row.property_code] = (
+            name or row.property_name,
+            kind or row.property_type,
+            portfolio or row.portfolio_code,
+        )
     existing = {p.code: p for p in Property.objects.filter(code__in=list(first_seen))}
+    portfolios = {
+        portfolio: portfolio_for_new_property(portfolio, user=user)
+        for code, (_, _, portfolio) in first_seen.items()
+        if code not in existing
+    }
     Property.objects.bulk_create(
         [
-            Property(code=code, name=name, property_type=kind)
-            for code, (name, kind) in first_seen.items()
+            Property(code=code, name=name, property_type=kind, portfolio_id=portfolios[portfolio])
+            for code, (name, kind, portfolio) in first_seen.items()
             if code not in existing
         ],
         ignore_conflicts=True,
     )
     blanks = []
     for code, prop in existing.items():
-        name, kind = first_seen[code]
+        name, kind, _ = first_seen[code]
         if (not prop.name and name) or (not prop.property_type and kind):
             prop.name = prop.name or name
             prop.property_type = prop.property_type or kind
@@ -409,7 +422,7 @@ def _slices(values: list[int]) -> Iterable[list[int]]:
 def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: ProgressCallback | None) -> ImportSummary:
     summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
     all_rows = [row for p in parsed for row in p.rows]
-    properties = _upsert_properties(all_rows)
+    properties = _upsert_properties(all_rows, user=uploaded_by)
     periods = financial_periods_upsert(row.period for row in all_rows)
     _upsert_accounts(all_rows)
     property_ids = sorted(p.id for p in properties.values())

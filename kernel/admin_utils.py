@@ -1,10 +1,12 @@
-"""Admin helpers shared by every app: readable JSON, read-only defaults."""
+"""Admin helpers shared by every app: readable JSON, read-only pages."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 
@@ -31,9 +33,22 @@ class ReadableJSONMixin:
         if name.endswith("_pretty") and name[: -len("_pretty")] in type(self).json_fields:
             field = name[: -len("_pretty")]
 
-            def render(obj):
+            @admin.display(description=field.replace("_", " "))
+            def render(obj: Any) -> str:
                 return pretty_json(getattr(obj, field))
 
-            render.short_description = field.replace("_", " ")
             return render
         raise AttributeError(name)
+
+
+class ReadOnlyAdmin(ReadableJSONMixin, admin.ModelAdmin):
+    """Rows written only by services (imports, detection): the admin shows them, never edits them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from documents.admin_scoping import PortfolioScopedAdminMixin
 from kernel.admin_utils import ReadableJSONMixin
 from kernel.flags import FeatureFlags
 from modelcache.models import AnomalyModelCache, ModelCacheStats
@@ -20,7 +21,7 @@ def _percent(rate: float | None) -> str:
 
 
 @admin.register(AnomalyModelCache)
-class AnomalyModelCacheAdmin(ReadableJSONMixin, admin.ModelAdmin):
+class AnomalyModelCacheAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, admin.ModelAdmin):
     change_list_template = "admin/modelcache/anomalymodelcache/change_list.html"
     json_fields = ("model_metadata", "training_date_range")
     list_display = (
@@ -37,7 +38,7 @@ class AnomalyModelCacheAdmin(ReadableJSONMixin, admin.ModelAdmin):
         "uses_per_day",
         "expires_at",
     )
-    list_filter = ("is_active", "model_type", "property", "document_type")
+    list_filter = ("is_active", "model_type", ("property", admin.RelatedOnlyFieldListFilter), "document_type")
     search_fields = ("account_code", "model_key")
     list_select_related = ("property",)
     ordering = ("-trained_at",)

@@ -5,28 +5,18 @@ from __future__ import annotations
 import django_filters
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, permissions, serializers
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.filters import IdFilter
 from kernel.flags import FeatureFlags
+from kernel.permissions import ReadOrRequiredPermission
 from modelcache import selectors, services
 from modelcache.models import AnomalyModelCache
 
 INVALIDATE_PERMISSION = "modelcache.change_anomalymodelcache"
-
-
-class ReadOrModelPermission(permissions.BasePermission):
-    """Logged-in users read; writes need the view's ``required_permission``."""
-
-    def has_permission(self, request: Request, view) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return request.user.has_perm(view.required_permission)
 
 
 class ModelCacheEntrySerializer(serializers.ModelSerializer):
@@ -87,7 +77,7 @@ class ModelCacheListApi(generics.ListAPIView):
     ordering_fields = ["trained_at", "last_used_at", "use_count", "size_bytes", "expires_at"]
 
     def get_queryset(self):
-        return selectors.model_cache_list()
+        return selectors.model_cache_list(user=self.request.user)
 
 
 class ModelCacheStatsApi(APIView):
@@ -105,7 +95,7 @@ class ModelCacheInvalidateSerializer(serializers.Serializer):
 class ModelCacheInvalidateApi(APIView):
     """Deactivate one cached model: the next detection retrains it."""
 
-    permission_classes = [ReadOrModelPermission]
+    permission_classes = [ReadOrRequiredPermission]
     required_permission = INVALIDATE_PERMISSION
 
     @extend_schema(
@@ -122,6 +112,8 @@ class ModelCacheInvalidateApi(APIView):
         FeatureFlags.require(services.FLAG)
         data = ModelCacheInvalidateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if not selectors.model_cache_list(user=request.user).filter(pk=pk).exists():
+            raise Http404(f"No cached model {pk}")  # outside the user's portfolios reads as missing
         reason = data.validated_data["reason"]
         if not reason.startswith("manual"):
             reason = f"manual: {reason}"
@@ -129,4 +121,4 @@ class ModelCacheInvalidateApi(APIView):
             entry = services.model_cache_entry_invalidate(entry_id=pk, reason=f"{reason} (by {request.user.get_username()})")
         except AnomalyModelCache.DoesNotExist:
             raise Http404(f"No cached model {pk}") from None
-        return Response(ModelCacheEntrySerializer(selectors.model_cache_list().get(pk=entry.pk)).data)
+        return Response(ModelCacheEntrySerializer(selectors.model_cache_list(user=request.user).get(pk=entry.pk)).data)

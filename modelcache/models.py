@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from documents.models import Property
+from documents.scoping import PropertyScopedQuerySet
 
 
 class AnomalyModelCache(models.Model):
@@ -33,6 +34,9 @@ class AnomalyModelCache(models.Model):
     # Bumped on every state change (invalidation, retraining in place): an in-process LRU copy
     # whose generation differs from the row's is stale.
     generation = models.PositiveIntegerField(default=1)
+
+    # Entries without a property (portfolio-wide models) are for superusers only.
+    objects = PropertyScopedQuerySet.for_path("property").as_manager()
 
     class Meta:
         db_table = "anomaly_model_cache"

@@ -13,9 +13,16 @@ from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import default_cache, hit_rates
 
 
-def model_cache_list() -> QuerySet[AnomalyModelCache]:
-    """Entries without their binary, newest first (the API filters them with ModelCacheFilter)."""
-    return AnomalyModelCache.objects.defer("model_binary").select_related("property")
+def model_cache_list(*, user: Any) -> QuerySet[AnomalyModelCache]:
+    """Entries ``user`` may see, without their binary, newest first (the API filters them with ModelCacheFilter)."""
+    return AnomalyModelCache.objects.visible_to(user).defer("model_binary").select_related("property")
+
+
+def model_cache_entry_by_key(*, model_key: str) -> AnomalyModelCache | None:
+    """The entry stored under ``model_key`` (a detection's model_key), without its binary."""
+    if not model_key:
+        return None
+    return model_cache_list().filter(model_key=model_key).first()
 
 
 def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
@@ -40,6 +47,6 @@ def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
         "enabled": FeatureFlags.is_enabled("MODEL_CACHE_ENABLED"),
         "all_processes": hit_rates(persisted),
         "this_process": hit_rates(cache.counters.snapshot()),
-        "lru": {"entries": len(cache), "capacity": cache.lru_size},
+        "lru": {"entries": len(cache), "bytes": cache.lru.total_bytes, "capacity_bytes": cache.lru.max_bytes},
         "entries": entries,
     }

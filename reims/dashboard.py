@@ -16,9 +16,9 @@ from modelcache.selectors import model_cache_stats
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW]
 
 
-def anomaly_counts() -> dict[str, Any]:
-    """Flagged anomalies by severity (open ones and all) and by status, in one query each."""
-    flagged = AnomalyDetection.objects.filter(is_anomaly=True)
+def anomaly_counts(*, user: Any) -> dict[str, Any]:
+    """Flagged anomalies the user sees by severity (open ones and all) and by status, in one query each."""
+    flagged = AnomalyDetection.objects.visible_to(user).filter(is_anomaly=True)
     by_severity = flagged.aggregate(
         **{f"{s.value}_open": Count("id", filter=Q(severity=s, status=DetectionStatus.OPEN)) for s in SEVERITY_ORDER},
         **{f"{s.value}_all": Count("id", filter=Q(severity=s)) for s in SEVERITY_ORDER},
@@ -36,10 +36,11 @@ def anomaly_counts() -> dict[str, Any]:
     }
 
 
-def properties_with_most_open_anomalies(*, limit: int = 10) -> list[dict[str, Any]]:
+def properties_with_most_open_anomalies(*, user: Any, limit: int = 10) -> list[dict[str, Any]]:
     """Ranked by open anomalies (what is left to review); critical, then high, break ties."""
     rows = (
-        AnomalyDetection.objects.filter(is_anomaly=True, status=DetectionStatus.OPEN)
+        AnomalyDetection.objects.visible_to(user)
+        .filter(is_anomaly=True, status=DetectionStatus.OPEN)
         .values("property_id", "property__code", "property__name")
         .annotate(
             open=Count("id"),
@@ -52,13 +53,13 @@ def properties_with_most_open_anomalies(*, limit: int = 10) -> list[dict[str, An
 
 
 def dashboard_context(*, user: Any) -> dict[str, Any]:
-    jobs = job_list()
+    jobs = job_list(user=user)
     return {
-        "anomalies": anomaly_counts(),
-        "top_properties": properties_with_most_open_anomalies(),
+        "anomalies": anomaly_counts(user=user),
+        "top_properties": properties_with_most_open_anomalies(user=user),
         "running_jobs": list(jobs.filter(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:10]),
         "recent_jobs": list(jobs.exclude(status__in=[JobStatus.RUNNING, JobStatus.QUEUED])[:5]),
         "cache": model_cache_stats(),
-        "selection": selection_source_counts(),
+        "selection": selection_source_counts(user=user),
         "flags": FeatureFlags.describe(),
     }

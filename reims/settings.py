@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "kernel.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -286,16 +287,27 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process whose resident memory passes this after a task is replaced by a fresh one, so a
+# long job cannot grow a worker without bound (issue 16: <= 600 MB per process). In KiB.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 600_000)
+# On a broker connection loss running tasks go on: a chunk's completion is recorded by its row in
+# the database, not by the broker's ack, and the reaper re-sends what the broker lost.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Task results older than this are deleted by Celery's own ``celery.backend_cleanup`` (below).
+CELERY_RESULT_EXPIRES = timedelta(days=_positive_int("TASK_RESULT_RETENTION_DAYS", 14))
+# A worker child whose resident memory passed this (KiB) after a task is replaced by a fresh one.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 600_000)
 CELERY_BEAT_SCHEDULE: dict = {
-    "cleanup-celery-results": {
-        "task": "reims.tasks.cleanup_task_results",
+    # Beat would add this entry by itself (at 04:00); named here so that it runs on our queue.
+    "celery.backend_cleanup": {
+        "task": "celery.backend_cleanup",
         "schedule": crontab(hour=3, minute=15),
-        "options": {"queue": "default"},
+        "options": {"queue": "default", "expires": 12 * 3600},
     },
 }
 # Each app declares its own schedule in <app>/beat.py (plain dicts, no models imported).
@@ -306,7 +318,6 @@ from modelcache.beat import BEAT_SCHEDULE as _MODEL_CACHE_BEAT  # noqa: E402
 CELERY_BEAT_SCHEDULE.update(_ANOMALIES_BEAT)
 CELERY_BEAT_SCHEDULE.update(_BATCH_JOBS_BEAT)
 CELERY_BEAT_SCHEDULE.update(_MODEL_CACHE_BEAT)
-TASK_RESULT_RETENTION_DAYS = _positive_int("TASK_RESULT_RETENTION_DAYS", 14)
 
 # --- Anomaly detection settings (DESIGN.md §7) --------------------------------------------------
 PYOD_LLM_MODEL_SELECTION = _bool("PYOD_LLM_MODEL_SELECTION", False)
@@ -316,7 +327,11 @@ OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
 OPENAI_TIMEOUT_SECONDS = _positive_int("OPENAI_TIMEOUT_SECONDS", 20)
 MODEL_CACHE_TTL_DAYS = _positive_int("MODEL_CACHE_TTL_DAYS", 30)
 MODEL_CACHE_MIN_VALIDATION_ACCURACY = _fraction("MODEL_CACHE_MIN_VALIDATION_ACCURACY", 0.5)
-MODEL_CACHE_LRU_SIZE = _positive_int("MODEL_CACHE_LRU_SIZE", 20000)
+# numba's on-disk cache of PyOD's compiled HBOS functions (modelcache.numba_cache), shared by
+# every process of this machine: compiled once, not on every process start.
+NUMBA_CACHE_DIR = Path(env.str("NUMBA_CACHE_DIR", default=str(VAR_DIR / "numba")))
+# The in-process tier of deserialised models, bounded by the sum of their serialised blob sizes.
+MODEL_CACHE_LRU_MAX_BYTES = _positive_int("MODEL_CACHE_LRU_MAX_BYTES", 64_000_000)
 MODEL_CACHE_SIGNING_KEY = env.str("MODEL_CACHE_SIGNING_KEY", default="") or SECRET_KEY
 GPU_DEVICE_ID = _non_negative_int("GPU_DEVICE_ID", 0)
 AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD = _fraction("AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD", 0.8)
@@ -350,6 +365,24 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Sent on every response (kernel.security). Scripts only from our origin, none inline. Style
+# attributes stay allowed: the admin, the API docs and the console's bars set widths inline, and a
+# style attribute cannot run script.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

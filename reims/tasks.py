@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from reims import services
-
 
 @shared_task(name="reims.tasks.ping")
 def ping(value: str = "pong") -> str:
     """A round trip through the broker and the result backend (used by health tests)."""
     return value
-
-
-@shared_task(name="reims.tasks.cleanup_task_results")
-def cleanup_task_results() -> int:
-    return services.task_results_cleanup()

@@ -36,7 +36,8 @@ class WorkerProcess:
     """A ``celery -A reims worker`` child process; stop() ends it, kill() sends SIGKILL."""
 
     def __init__(self, *, queues: str = "anomaly,default", concurrency: int = 1, extra_env: dict | None = None):
-        self.log_path = BASE_DIR / "var" / f"test-worker-{os.getpid()}-{time.time_ns()}.log"
+        self.name = f"test-{os.getpid()}-{time.time_ns()}"  # the worker's hostname: "<name>@<host>"
+        self.log_path = BASE_DIR / "var" / f"{self.name}.log"
         env = {**os.environ, "DATABASE_URL": test_database_url(), **(extra_env or {})}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -59,7 +60,7 @@ class WorkerProcess:
                 "--without-mingle",
                 "--without-heartbeat",
                 "-n",
-                f"test-{os.getpid()}-{time.time_ns()}@%h",
+                f"{self.name}@%h",
             ],
             cwd=BASE_DIR,
             env=env,
@@ -133,3 +134,12 @@ def headless_chromium():
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER_PATH), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def grant_default_portfolio(user):
+    """Let a test user who is not a superuser see the properties tests create: those land in the
+    default portfolio unless a test says otherwise (DESIGN §11)."""
+    from documents.models import PortfolioGrant, default_portfolio_id
+
+    PortfolioGrant.objects.get_or_create(user=user, portfolio_id=default_portfolio_id())
+    return user

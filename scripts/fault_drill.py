@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +33,9 @@ django.setup()
 import batch_cluster as cluster  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
-from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, JobStatus  # noqa: E402
+from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, JobStatus  # noqa: E402
 from documents.models import DocumentUpload  # noqa: E402
 
 TARGET_SECONDS = 90
@@ -64,7 +66,20 @@ class RedisServer:
             self.process.wait()
 
 
-def report(label: str, job: BatchReprocessingJob, *, fault_at: float, injected: str) -> bool:
+def handover_wait(job: BatchReprocessingJob, check, *, timeout: float) -> float:
+    """Seconds until ``check()`` holds (the fault's work is picked up again) or the job ends."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        job.refresh_from_db()
+        if job.is_finished or check():
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def report(
+    label: str, job: BatchReprocessingJob, *, fault_at: float, injected: str, handover: float, expected: float
+) -> bool:
     job.refresh_from_db()
     recovery = (job.completed_at.timestamp() - fault_at) if job.completed_at else float("nan")
     retried = BatchJobChunk.objects.filter(job=job, attempts__gt=1).count()
@@ -72,13 +87,46 @@ def report(label: str, job: BatchReprocessingJob, *, fault_at: float, injected: 
     ok = job.status == JobStatus.COMPLETED and job.processed_documents == job.total_documents and not duplicates
     ok = ok and recovery <= TARGET_SECONDS
     print(
-        f"{label}: {injected}; job {job.status} {recovery:5.1f} s after it (target <= {TARGET_SECONDS} s); "
-        f"processed {job.processed_documents}/{job.total_documents} (failed {job.failed_documents}); "
+        f"{label}: {injected}\n"
+        f"  work picked up again {handover:5.1f} s after it; job {job.status} {recovery:5.1f} s after it "
+        f"(target <= {TARGET_SECONDS} s; {expected:5.1f} s of work were left at the pace before the fault)\n"
+        f"  processed {job.processed_documents}/{job.total_documents} (failed {job.failed_documents}); "
         f"duplicate detections {duplicates} (target 0); chunks run more than once {retried}; "
         f"{cluster.load_average()} -> {'PASS' if ok else 'FAIL'}",
         flush=True,
     )
     return ok
+
+
+def fault_inject(fault: int, job: BatchReprocessingJob, *, workers: list, redis: RedisServer) -> tuple[float, str, Callable]:
+    """Inject one fault; returns when (epoch s), what, and a check that the fault's work was picked up."""
+    chunks = BatchJobChunk.objects.filter(job=job)
+    if fault == 1:
+        dead = workers[0].name
+        held = list(chunks.filter(status=ChunkStatus.LEASED, leased_by__startswith=dead).values_list("pk", flat=True))
+        workers[0].kill()
+
+        def check() -> bool:  # every chunk the dead worker held is leased by another or finished
+            return not chunks.filter(pk__in=held, leased_by__startswith=dead).exists()
+
+        return time.time(), "worker SIGKILLed (main process and children)", check
+    if fault == 2:
+        pending = dict(chunks.filter(status=ChunkStatus.PENDING).values_list("pk", "task_id"))
+        redis.kill()
+        redis.start()
+
+        def check() -> bool:  # the reaper re-sent the lost chunk messages under new task ids
+            return chunks.filter(pk__in=list(pending)).exclude(task_id__in=list(pending.values())).exists()
+
+        return time.time(), "broker killed and restarted empty (timed from its return)", check
+    before = job.processed_documents
+    count = cluster.database_connections_terminate()
+
+    def check() -> bool:  # progress again, past the chunks that were in flight
+        job.refresh_from_db()
+        return job.processed_documents > before + 20
+
+    return time.time(), f"{count} database connections terminated", check
 
 
 def main() -> None:
@@ -117,18 +165,15 @@ def main() -> None:
         for fault in [int(f) for f in args.faults.split(",")]:
             job = cluster.job_wait(cluster.job_submit(f"drill: fault {fault}"), timeout=args.timeout, until=at_share)
             where = f"at {job.processed_documents}/{job.total_documents}"
-            if fault == 1:
-                workers[0].kill()
-                fault_at, injected = time.time(), f"worker SIGKILLed (main process and children) {where}"
-            elif fault == 2:
-                redis.kill()
-                redis.start()
-                fault_at, injected = time.time(), f"broker killed and restarted empty {where} (timed from its return)"
-            else:
-                count = cluster.database_connections_terminate()
-                fault_at, injected = time.time(), f"{count} database connections terminated {where}"
+            pace = job.processed_documents / max((timezone.now() - job.started_at).total_seconds(), 1e-3)
+            expected = (job.total_documents - job.processed_documents) / pace
+            fault_at, injected, check = fault_inject(fault, job, workers=workers, redis=redis)
+            injected = f"{injected} {where}"
+            handover = handover_wait(job, check, timeout=args.timeout)
             cluster.job_wait(job, timeout=args.timeout)
-            results.append(report(f"fault {fault}", job, fault_at=fault_at, injected=injected))
+            results.append(
+                report(f"fault {fault}", job, fault_at=fault_at, injected=injected, handover=handover, expected=expected)
+            )
             if fault == 1:
                 workers[0].stop()
                 workers[0] = cluster.workers_start(1)[0]

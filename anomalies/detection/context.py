@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kernel.vocabulary import ERROR_SIGNATURES as PATTERN_FACTORS
+from kernel.vocabulary import PATTERN_MISSING, PATTERN_NONE
+
 from .arrays import (
     LOCAL_WINDOW,
     MAD_TO_SIGMA,
@@ -43,7 +46,7 @@ from .levels import (
     recurring_steps,
 )
 from .peers import PeerStats
-from .seasonal import off_season_postings, peers_quiet
+from .seasonal import off_season_postings, peers_quiet, posted_every_year
 from .table import BoolArray, FloatArray, SeriesPanel
 
 # A context family whose standardised residual exceeds FAIL_Z on more than FAMILY_FAIL_RATE of
@@ -83,6 +86,7 @@ class SeriesContext:
     pattern: npt.NDArray[np.int8] = None  # type: ignore[assignment]  # (S,T) PATTERN_* code of an error signature
     expected_scale: FloatArray = None  # type: ignore[assignment]  # (S,T) scale of expected_y (asinh units)
     peers: PeerStats | None = None  # portfolio-wide peer evidence (None: none)
+    quiet_empty: BoolArray = None  # type: ignore[assignment]  # (S,T) an empty month that is no news
 
     def to_amount(self, y: FloatArray) -> FloatArray:
         return self.unit[:, None] * np.sinh(y)
@@ -105,23 +109,7 @@ INTERMITTENT_ZERO_SHARE = 0.3
 # on a series with independent monthly noise its residual scale is sqrt(2) times the local one,
 # so it is kept only when it is not clearly worse than the best other family.
 NEIGHBOUR_DOMINANCE = 1.3
-# Error signatures: the amount, with the error undone, fits its context again.
-PATTERN_NONE, PATTERN_DECIMAL, PATTERN_SIGN, PATTERN_DUPLICATE, PATTERN_MISSING = 0, 1, 2, 3, 4
-PATTERN_NAMES = {
-    PATTERN_DECIMAL: "decimal_shift",
-    PATTERN_SIGN: "sign_flip",
-    PATTERN_DUPLICATE: "duplicate",
-    PATTERN_MISSING: "missing",
-}
-PATTERN_FACTORS = (
-    (10.0, PATTERN_DECIMAL),
-    (100.0, PATTERN_DECIMAL),
-    (1000.0, PATTERN_DECIMAL),
-    (0.1, PATTERN_DECIMAL),
-    (0.01, PATTERN_DECIMAL),
-    (-1.0, PATTERN_SIGN),
-    (2.0, PATTERN_DUPLICATE),
-)
+# Error signatures (kernel.vocabulary): the amount, with the error undone, fits its context again.
 PATTERN_FIT_Z = 2.0  # the corrected amount must sit within 2 scales of the context
 
 
@@ -315,9 +303,18 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     # are what the history starts from (opening balances, first changes), not deviations from it.
     prior = np.cumsum(finite, axis=1) - finite
     point_z = np.where(prior >= MIN_PRIOR, point_z, np.nan)
+    # An empty month of a line that is often empty (instalments, concessions, true-ups, large
+    # repairs) is news only where the same month was posted in every other year of the line.
+    often_empty = zero_share >= INTERMITTENT_ZERO_SHARE
+    empty_cell = absent | (finite & (v == 0))
+    quiet_empty = empty_cell & often_empty[:, None] & ~posted_every_year(v)
+    point_z = np.where(quiet_empty, np.fmin(point_z, 0.0), point_z)
     pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
 
-    flow_steps = use_local & ~use_neighbour & ~use_sizes
+    # Seasonal lines are read on their own level too: with two years of history a lasting shift
+    # fills half of the year-over-year residuals and hides in their spread (a step that is only
+    # the season recurring is dropped below).
+    flow_steps = (use_local | use_seasonal) & ~use_neighbour & ~use_sizes
     step_local, ratio_local = level_steps(y, sigmas["centre"], flow_steps)
     # Seasonal lines: look for the step in the year-over-year residual (against earlier years,
     # and against later years for shifts in the first year).
@@ -370,6 +367,7 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
         pattern=pattern,
         expected_scale=expected_scale,
         peers=peers,
+        quiet_empty=quiet_empty,
     )
 
 

@@ -31,16 +31,14 @@ from .features import AnomalyFeatureEngineer, compute_context
 from .findings import CellVerdicts, Finding, build_findings
 from .modelling import (
     MIN_HISTORY,
-    ModelProvider,
     SelectionRecord,
-    SeriesModelKey,
     SeriesModels,
-    TrainingProvider,
     run_pyod,
     series_seed,
     synthetic_anomaly_rows,
 )
 from .peers import PeerStats
+from .provider import ModelProvider, SeriesModelKey, TrainingProvider
 from .reconcile import reconcile
 from .scoring import FLAG_SCORE, score_from_z, severity
 from .selection import LLMConfig

@@ -11,15 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import MAD_TO_SIGMA, TRAILING_WINDOW, first_finite, nanmedian_last, shift, window
-from .context import (
-    LOCAL_PREDICTORS,
+from kernel.vocabulary import (
     PATTERN_DECIMAL,
     PATTERN_DUPLICATE,
     PATTERN_MISSING,
     PATTERN_NAMES,
     PATTERN_NONE,
     PATTERN_SIGN,
+)
+
+from .arrays import MAD_TO_SIGMA, TRAILING_WINDOW, first_finite, nanmedian_last, shift, window
+from .context import (
+    LOCAL_PREDICTORS,
     SEASONAL_PREDICTORS,
     SeriesContext,
     compute_context,
@@ -68,6 +71,9 @@ FEATURE_NAMES = (
     "document_share",
     "peer_z",
 )
+# Part of every model cache key (detection.provider): bump it when a feature's formula changes, so
+# that models fitted on the old features are no longer served.
+FEATURE_VERSION = "1"
 
 
 class AnomalyFeatureEngineer:

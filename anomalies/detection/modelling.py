@@ -3,61 +3,21 @@ through the model provider (the model cache) and applied to every period of the 
 
 from __future__ import annotations
 
-import hashlib
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .characteristics import series_characteristics
 from .detectors import MODEL_VERSION, FittedModel, train_model
 from .features import FEATURE_NAMES, AnomalyFeatureEngineer, compute_context
+from .provider import ModelProvider, ModelRequest, SeriesModelKey
 from .selection import LLMConfig, ModelSelection, select_optimal_model_llm
 from .table import BoolArray, FloatArray, IntArray, ObjArray, SeriesPanel
 
 MIN_HISTORY = 4  # series with 1-3 points are reported as insufficient history, not modelled
 CV_INJECTIONS = ("decimal_shift", "sign_flip", "spike", "duplicate")
-
-
-@dataclass(frozen=True)
-class SeriesModelKey:
-    property_id: int
-    document_type: str
-    account_code: str
-
-    def digest(self, model_type: str = "", config: dict[str, Any] | None = None) -> str:
-        text = f"{self.property_id}|{self.document_type}|{self.account_code}|{model_type}|{MODEL_VERSION}"
-        if config:
-            text += "|" + "|".join(f"{k}={config[k]}" for k in sorted(config))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-class ModelProvider(Protocol):
-    def get_or_train(
-        self,
-        key: SeriesModelKey,
-        model_type: str,
-        config: dict[str, Any],
-        x_train: FloatArray,
-        train: Callable[[], FittedModel],
-    ) -> FittedModel: ...
-
-
-class TrainingProvider:
-    """Default provider: no cache, always trains."""
-
-    def get_or_train(
-        self,
-        key: SeriesModelKey,
-        model_type: str,
-        config: dict[str, Any],
-        x_train: FloatArray,
-        train: Callable[[], FittedModel],
-    ) -> FittedModel:
-        del key, model_type, config, x_train
-        return train()
 
 
 @dataclass
@@ -157,10 +117,20 @@ def run_pyod(
     # synthetic errors of cross-validation are made, the first time a model must be trained, for
     # every series of the call in one vectorised pass (each series with its own seed).
     injected: dict[int, FloatArray] = {}
+    requests = {
+        int(s): ModelRequest(
+            SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s])),
+            "auto",
+            {"min_history": MIN_HISTORY},
+        )
+        for s in series
+    }
+    provider.prefetch(list(requests.values()))  # the call's cached models in bulk
     for s in series:
         observed = panel.rows[s] >= 0
         x = feats[s][observed]
-        key = SeriesModelKey(int(panel.property_ids[s]), str(panel.document_types[s]), str(panel.account_codes[s]))
+        request = requests[int(s)]
+        key = request.series
         selection_box: list[ModelSelection] = []
 
         def train(s: int = int(s), x: FloatArray = x, box: list[ModelSelection] = selection_box) -> FittedModel:
@@ -172,7 +142,7 @@ def run_pyod(
             box.append(selection)
             return train_model(selection.selected_model, x, seed=seed, feature_names=FEATURE_NAMES)
 
-        model = provider.get_or_train(key, "auto", {"min_history": MIN_HISTORY}, x, train)
+        model = provider.get_or_train(request, x, train)
         if selection_box:
             selections.append(SelectionRecord(key=key, selection=selection_box[0]))
         # PyOD only refines cells the statistics already gate in: a series without one is not
@@ -181,7 +151,7 @@ def run_pyod(
             z = model.calibrated_z(feats[s])  # every period of the series in one call
             out[s] = np.where(np.isfinite(z), z, 0.0)
         models.detector[s] = f"pyod:{model.model_type}+robust_z"
-        models.model_key[s] = key.digest(model.model_type)
+        models.model_key[s] = request.model_key  # the key of the cache entry that scored the series
         models.version[s] = model.model_version
         models.threshold[s] = model.threshold
     return out, selections

@@ -31,7 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import PATTERN_DECIMAL, PATTERN_DUPLICATE, PATTERN_MISSING, PATTERN_NONE, PATTERN_SIGN, SeriesContext
+from kernel.vocabulary import ERROR_SIGNATURES as SIGNATURES
+from kernel.vocabulary import PATTERN_MISSING, PATTERN_NONE
+
+from .features import SeriesContext
 from .structure import LearnedStatement, coverage
 from .table import BoolArray, FloatArray
 
@@ -48,15 +51,6 @@ MIN_HOLD_SHARE = 0.75
 MIN_HOLD_SHARE_RATIO = 0.9
 MIN_DISTINCT = 4
 MAX_TOP_TOTALS = 6  # signed combinations of at most 2^5 = 32 per document
-SIGNATURES = (
-    (10.0, PATTERN_DECIMAL),
-    (100.0, PATTERN_DECIMAL),
-    (1000.0, PATTERN_DECIMAL),
-    (0.1, PATTERN_DECIMAL),
-    (0.01, PATTERN_DECIMAL),
-    (-1.0, PATTERN_SIGN),
-    (2.0, PATTERN_DUPLICATE),
-)
 FIT_Z = 2.5  # the corrected amount sits within 2.5 scales of its series' expectation ...
 FIT_GAIN = 2.0  # ... and at least 2 scales closer than the amount as posted,
 FIT_NOW_Z = 3.0  # which must itself be unusual for its series
@@ -426,6 +420,7 @@ def _judge(ctx: SeriesContext, s: int, t: int, x: float, x_new: float, lasting: 
     # Missing: nothing posted where the series expects a material amount of this sign.
     if (
         abs(x) <= ABS_TOL
+        and not ctx.quiet_empty[s, t]
         and np.isfinite(expected)
         and abs(expected) >= 0.25 * float(ctx.typical[s])
         and x_new * expected > 0

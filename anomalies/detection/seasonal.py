@@ -82,3 +82,17 @@ def off_season_postings(v: FloatArray, typical: FloatArray, peers_quiet: BoolArr
     starts = (posted & ~np.roll(posted, 1, axis=-1)).sum(axis=-1)
     out &= (starts == 1) & (posted.sum(axis=-1) <= 9)
     return out
+
+
+def posted_every_year(v: FloatArray) -> BoolArray:
+    """(S,T): the same calendar month holds a posting in every other year the line reports (at
+    least one): a posting that is missing there is missing, not a quiet month."""
+    finite = np.isfinite(v)
+    filled = finite & (np.abs(np.nan_to_num(v)) > 1e-9)
+    reported = np.zeros(v.shape, dtype=np.int64)
+    posted = np.zeros(v.shape, dtype=np.int64)
+    for k in range(-SEASONAL_YEARS, SEASONAL_YEARS + 1):
+        if k:
+            reported += shift(finite.astype(np.float64), 12 * k) == 1
+            posted += shift(filled.astype(np.float64), 12 * k) == 1
+    return (reported >= 1) & (posted == reported)

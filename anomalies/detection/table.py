@@ -22,14 +22,6 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
 
-DOCUMENT_TYPES = (
-    "balance_sheet",
-    "income_statement",
-    "cash_flow",
-    "rent_roll",
-    "mortgage_statement",
-)
-
 
 # Periods are months since year 0 (year * 12 + month - 1): kernel.periods, Django-free too,
 # is the one place that parses and formats them.

@@ -1,6 +1,6 @@
 """Reads of the anomalies app, by concept.
 
-* ``detection_input``: a chunk's engine input (its properties' lines, peers, feedback);
+* ``detection_input``: a chunk's engine input (its properties' lines, peers, verdicts, data versions);
 * ``listing``: detections, selection logs and the export for the API, admin and commands;
 * ``console``: an anomaly's series, its source boxes in the PDF, a property's heatmap.
 
@@ -17,10 +17,12 @@ from anomalies.selectors.console import (
 )
 from anomalies.selectors.detection_input import (
     DetectionInput,
+    PropertyDataVersion,
     TargetDocument,
-    detection_input_for_documents,
-    feedback_for_series,
+    feedback_for_property,
     portfolio_peer_stats,
+    property_data_versions,
+    property_lines_get,
     target_documents_get,
     verdicts_for_learning,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "EXPORT_COLUMNS",
     "DetectionInput",
     "HeatmapCell",
+    "PropertyDataVersion",
     "PropertyHeatmap",
     "SeriesPoint",
     "TargetDocument",
@@ -46,12 +49,13 @@ __all__ = [
     "anomaly_get",
     "anomaly_list",
     "anomaly_series",
-    "detection_input_for_documents",
     "detection_source_boxes",
     "export_rows",
-    "feedback_for_series",
+    "feedback_for_property",
     "line_coordinates",
     "portfolio_peer_stats",
+    "property_data_versions",
+    "property_lines_get",
     "property_anomaly_heatmap",
     "selection_log_list",
     "selection_source_counts",

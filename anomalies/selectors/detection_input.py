@@ -4,11 +4,13 @@ The detection input is the engine's columnar :class:`LineTable`. It is built fro
 ``values_list`` query over ``line_items`` joined to the latest document versions, so that a chunk of
 documents costs a handful of queries whatever its number of lines:
 
-1. the target documents (id, property, type, period, version flags);
-2. every line of the latest versions of *every* document of those documents' properties, over all
+1. the target documents (id, property, type, period, version flags): ``target_documents_get``;
+2. every line of the latest versions of *every* document of a target's property, over all
    periods and document types (the engine compares a point with both sides of its history and the
    same month of other years, and reconciles a property's statements with each other): the
-   context of a document is its whole property, whatever else the chunk holds;
+   context of a document is its whole property, whatever else the chunk holds
+   (``property_lines_get``); ``property_data_versions`` says, in two queries, whether a
+   property's lines or verdicts changed since they were last loaded;
 3. the peers: not rows of other properties but the portfolio-wide :class:`PeerStats` aggregate
    (per document type, account and period: properties reporting and posting, quantiles of the
    scale-free level), computed from one query over every latest line of the portfolio and kept
@@ -25,12 +27,12 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Sum
 
 from anomalies.detection.peers import PeerStats, peer_stats_from_columns
 from anomalies.detection.table import LineTable
 from anomalies.models import AnomalyFeedback, FeedbackType
-from documents.models import DocumentUpload, ExtractionStatus
+from documents.models import DocumentUpload, ExtractionStatus, Property
 from documents.selectors import documents_latest, line_items_of_latest_documents
 
 _LINE_COLUMNS = (
@@ -66,7 +68,8 @@ class TargetDocument:
 
 @dataclass
 class DetectionInput:
-    """A LineTable plus what the writer needs to turn the engine's rows back into database rows.
+    """Every latest line of one property as the engine's LineTable, plus what the writer needs to
+    turn the engine's rows back into database rows.
 
     Row ``i`` of ``table`` is line item ``table.line_ids[i]`` of document ``document_ids[i]``;
     ``amounts`` keeps the exact Decimal amounts (the table holds floats).
@@ -76,18 +79,34 @@ class DetectionInput:
     document_ids: np.ndarray
     period_ids: np.ndarray
     amounts: list[Decimal]
-    targets: dict[int, TargetDocument]
     peers: PeerStats | None = None  # portfolio-wide peer evidence for the engine
 
     @property
     def n_rows(self) -> int:
         return self.table.n_rows
 
-    def target_rows(self) -> np.ndarray:
-        """Indices of the rows that belong to the target documents."""
-        if not self.targets:
-            return np.empty(0, dtype=np.int64)
-        return np.flatnonzero(np.isin(self.document_ids, np.fromiter(self.targets, dtype=np.int64)))
+    def rows_of_documents(self, document_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The table rows of each of these documents that has any."""
+        order = np.argsort(self.document_ids, kind="stable")
+        sorted_docs = self.document_ids[order]
+        rows: dict[int, np.ndarray] = {}
+        for doc_id in document_ids:
+            lo, hi = np.searchsorted(sorted_docs, [doc_id, doc_id + 1])
+            if lo < hi:
+                rows[int(doc_id)] = order[lo:hi]
+        return rows
+
+
+@dataclass(frozen=True)
+class PropertyDataVersion:
+    """Changes whenever what detection reads of a property changes: its latest, not failed,
+    documents (a new version or document, a failed extraction), the property itself (its type),
+    its analysts' verdicts, or the portfolio's peer statistics."""
+
+    documents: tuple[int, int, int]  # count, max id, sum of ids
+    property_updated_at: Any
+    feedback: tuple[int, int, Any]  # count, max id, latest update
+    portfolio: tuple[int, int, int]
 
 
 def _table_from_rows(rows: Sequence[tuple]) -> tuple[LineTable, np.ndarray, np.ndarray, list[Decimal]]:
@@ -157,38 +176,48 @@ def portfolio_peer_stats() -> PeerStats:
     return stats
 
 
-def detection_input_for_documents(*, document_ids: Sequence[int]) -> DetectionInput:
-    """The engine input for a chunk of documents: every latest document of their properties (all
-    periods, all document types) as context, and the portfolio's peer statistics.
-
-    Documents that are not the latest version of their (property, type, period) or whose
-    extraction failed are kept in ``targets`` (the caller reports them as skipped) but add nothing
-    to the table.
-    """
-    targets = target_documents_get(document_ids=document_ids)
-    property_ids = sorted({t.property_id for t in targets.values() if t.is_live})
-    if not property_ids:
-        table, doc_ids, period_ids, amounts = _table_from_rows([])
-        return DetectionInput(table, doc_ids, period_ids, amounts, targets)
+def property_lines_get(*, property_id: int) -> DetectionInput:
+    """Every latest, not failed, line of the property (all periods, all document types) and the
+    portfolio's peer statistics: the engine input of any chunk of the property's documents."""
     rows = list(
-        line_items_of_latest_documents()
-        .filter(document__property_id__in=property_ids)
-        .order_by("id")
-        .values_list(*_LINE_COLUMNS)
+        line_items_of_latest_documents().filter(document__property_id=property_id).order_by("id").values_list(*_LINE_COLUMNS)
     )
     table, doc_ids, period_ids, amounts = _table_from_rows(rows)
-    return DetectionInput(table, doc_ids, period_ids, amounts, targets, peers=portfolio_peer_stats())
+    return DetectionInput(table, doc_ids, period_ids, amounts, peers=portfolio_peer_stats())
 
 
-def feedback_for_series(*, pairs: Iterable[tuple[int, str]]) -> list[AnomalyFeedback]:
-    """Every feedback row on the given (property, document type) pairs, oldest first (one query)."""
-    pairs = list(pairs)
-    if not pairs:
-        return []
-    condition = Q()
-    for property_id, document_type in pairs:
-        condition |= Q(property_id=property_id, document_type=document_type)
-    return list(AnomalyFeedback.objects.filter(condition).select_related("period").order_by("updated_at", "id"))
+def property_data_versions(*, property_ids: Iterable[int]) -> dict[int, PropertyDataVersion]:
+    """The data version of each property (three queries, and the portfolio's fingerprint)."""
+    ids = sorted(set(property_ids))
+    documents = {
+        pid: (n, top, total)
+        for pid, n, top, total in documents_latest(property_ids=ids)
+        .order_by()
+        .values("property_id")
+        .annotate(n=Count("id"), top=Max("id"), total=Sum("id"))
+        .values_list("property_id", "n", "top", "total")
+    }
+    properties = dict(Property.objects.filter(id__in=ids).values_list("id", "updated_at"))
+    feedback = {
+        pid: (n, top, updated)
+        for pid, n, top, updated in AnomalyFeedback.objects.filter(property_id__in=ids)
+        .values("property_id")
+        .order_by()
+        .annotate(n=Count("id"), top=Max("id"), updated=Max("updated_at"))
+        .values_list("property_id", "n", "top", "updated")
+    }
+    portfolio = _portfolio_fingerprint()
+    return {
+        pid: PropertyDataVersion(documents.get(pid, (0, 0, 0)), updated, feedback.get(pid, (0, 0, None)), portfolio)
+        for pid, updated in properties.items()
+    }
+
+
+def feedback_for_property(*, property_id: int) -> list[AnomalyFeedback]:
+    """Every verdict on the property's lines, oldest first (one query)."""
+    return list(
+        AnomalyFeedback.objects.filter(property_id=property_id).select_related("period", "user").order_by("updated_at", "id")
+    )
 
 
 def verdicts_for_learning(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from anomalies.models import AnomalyDetection, ModelSelectionLog
 from documents.models import ChartOfAccount, PDFFieldCoordinate
+from documents.selectors import documents_latest
 
 
 def account_name_expression(*, line_item: str = "line_item", account_code: str = "account_code") -> Coalesce:
@@ -19,16 +21,21 @@ def account_name_expression(*, line_item: str = "line_item", account_code: str =
     return Coalesce(f"{line_item}__account_name", Subquery(chart), Value(""))
 
 
-def anomaly_list(*, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
-    qs = AnomalyDetection.objects.select_related("property", "period").annotate(account_name=account_name_expression())
+def anomaly_list(*, user: Any, flagged_only: bool = True) -> QuerySet[AnomalyDetection]:
+    qs = (
+        AnomalyDetection.objects.visible_to(user)
+        .select_related("property", "period")
+        .annotate(account_name=account_name_expression())
+    )
     if flagged_only:
         qs = qs.filter(is_anomaly=True)
     return qs
 
 
-def anomaly_get(*, anomaly_id: int) -> AnomalyDetection | None:
+def anomaly_get(*, anomaly_id: int, user: Any) -> AnomalyDetection | None:
     return (
-        AnomalyDetection.objects.select_related("property", "period", "line_item", "document")
+        AnomalyDetection.objects.visible_to(user)
+        .select_related("property", "period", "line_item", "document")
         .annotate(account_name=account_name_expression())
         .prefetch_related("explanations")
         .filter(id=anomaly_id)
@@ -67,8 +74,8 @@ def line_coordinates(*, detection: AnomalyDetection) -> dict | None:
     }
 
 
-def selection_log_list() -> QuerySet[ModelSelectionLog]:
-    return ModelSelectionLog.objects.select_related("property")
+def selection_log_list(*, user: Any) -> QuerySet[ModelSelectionLog]:
+    return ModelSelectionLog.objects.visible_to(user).select_related("property")
 
 
 EXPORT_COLUMNS = (
@@ -87,7 +94,7 @@ EXPORT_COLUMNS = (
 
 def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[tuple]:
     """Rows of the export (DESIGN §5) streamed with a server-side cursor, latest versions only."""
-    qs = AnomalyDetection.objects.filter(document__is_latest=True)
+    qs = AnomalyDetection.objects.filter(document_id__in=documents_latest().order_by().values("id"))
     if not all_lines:
         qs = qs.filter(is_anomaly=True)
     qs = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(
@@ -120,13 +127,14 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
         )
 
 
-def selection_source_counts() -> dict[str, int]:
-    """Selections by where their candidates came from, and LLM answers discarded (one query).
+def selection_source_counts(*, user: Any) -> dict[str, int]:
+    """Selections of ``user``'s properties by where their candidates came from, and LLM answers
+    discarded (one query).
 
     A discarded answer is counted once, where it was received; series that reused it from the
     cache (llm_error starting "cached:") are not counted again.
     """
-    counts = ModelSelectionLog.objects.aggregate(
+    counts = ModelSelectionLog.objects.visible_to(user).aggregate(
         llm=Count("id", filter=Q(selection_source="llm")),
         cache=Count("id", filter=Q(selection_source="cache")),
         rules=Count("id", filter=Q(selection_source="rules")),

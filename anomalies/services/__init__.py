@@ -12,11 +12,13 @@ The names below are the public import paths (``from anomalies.services import do
 from anomalies.services.detection import RUN_PROPERTIES_PER_GROUP, detection_run, documents_detect
 from anomalies.services.feedback import (
     FEEDBACK_IS_ANOMALY,
+    FEEDBACK_NOTES_MAX_LENGTH,
     FEEDBACK_STATUS,
     NEW_NORMAL_SEPARATOR,
     NotFoundError,
     anomalies_feedback_bulk,
     anomaly_feedback_submit,
+    verdict_apply,
 )
 from anomalies.services.options import EngineOptions, engine_options, model_provider
 from anomalies.services.results import EngineOutput, ScoredLine
@@ -24,6 +26,7 @@ from anomalies.services.summaries import DetectionRunSummary, DocumentOutcome
 
 __all__ = [
     "FEEDBACK_IS_ANOMALY",
+    "FEEDBACK_NOTES_MAX_LENGTH",
     "FEEDBACK_STATUS",
     "NEW_NORMAL_SEPARATOR",
     "RUN_PROPERTIES_PER_GROUP",
@@ -39,4 +42,5 @@ __all__ = [
     "documents_detect",
     "engine_options",
     "model_provider",
+    "verdict_apply",
 ]

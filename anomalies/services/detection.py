@@ -1,10 +1,11 @@
 """Detection passes: ``documents_detect`` (one chunk) and ``detection_run`` (many properties).
 
 ``documents_detect`` is the unit of work of every detection path (the batch job's chunks, the
-task run after an import, the ``detect_anomalies`` command through ``detection_run``): it loads the
-chunk's series in a few queries (``selectors.detection_input_for_documents``), runs the Django-free
-engine (``results.run_engine``), applies analyst feedback (``feedback``), and replaces the
-documents' detections in one transaction (``writing``).
+task run after an import, the ``detect_anomalies`` command through ``detection_run``): per property
+of its documents it takes the property's context (``context``: the property's lines and the
+engine's result over them, computed once per data version and kept by the process), reads its
+documents' rows out of it (``results``), applies the analysts' verdicts (``feedback``), and
+writes what changed in one transaction (``writing``).
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from django.db import DatabaseError
 from django.db.models import F, Q
 from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
-from anomalies.selectors import DetectionInput, TargetDocument, detection_input_for_documents, feedback_for_series
-from anomalies.services.feedback import FeedbackIndex, apply_feedback, split_new_normal
+from anomalies.selectors import PropertyDataVersion, TargetDocument, property_data_versions, target_documents_get
+from anomalies.services.context import PropertyContext, property_context_get
+from anomalies.services.feedback import verdict_apply
 from anomalies.services.learning import LearningOutcome, lines_learn, present_lines, quieted_counts_write
 from anomalies.services.options import EngineOptions, _flush_provider, engine_options
-from anomalies.services.results import EngineOutput, run_engine
+from anomalies.services.results import EngineOutput, EngineRun, scored_lines, selection_rows
 from anomalies.services.summaries import DetectionRunSummary, DocumentOutcome
-from anomalies.services.writing import PlannedRow, detection_row, detections_write
+from anomalies.services.writing import PlannedRow, detections_write, planned_row
 from documents.models import ExtractionStatus, Property
 from documents.selectors import documents_latest
 from kernel.exceptions import ApplicationError
@@ -58,25 +60,30 @@ def documents_detect(*, document_ids: Sequence[int]) -> DetectionRunSummary:
 def _detect_chunk(*, document_ids: Sequence[int], options: EngineOptions) -> DetectionRunSummary:
     started = time.perf_counter()
     summary = DetectionRunSummary()
-    inp = detection_input_for_documents(document_ids=document_ids)
     requested = [int(d) for d in dict.fromkeys(document_ids)]
+    targets = target_documents_get(document_ids=requested)
+    by_property: dict[int, list[int]] = defaultdict(list)
     for doc_id in requested:
-        reason = _skip_reason(inp, doc_id)
+        reason = _skip_reason(targets.get(doc_id))
         if reason:
             summary.per_document[doc_id] = DocumentOutcome("skipped", reason)
-    live = [d for d in requested if d not in summary.per_document]
-    rows_of_doc = _rows_of_documents(inp, live)
-    for doc_id in live:
-        if doc_id not in rows_of_doc:
-            summary.per_document[doc_id] = DocumentOutcome("skipped", "no line items")
-    if rows_of_doc:
-        _detect_and_write(inp, rows_of_doc, options, summary)
+        else:
+            by_property[targets[doc_id].property_id].append(doc_id)
+    chunk = _ChunkPlan(targets, options, FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"), timezone.now())
+    if by_property:
+        versions = property_data_versions(property_ids=by_property)
+        for property_id, doc_ids in by_property.items():
+            _plan_property(chunk, summary, property_id=property_id, doc_ids=doc_ids, version=versions[property_id])
+    if chunk.planned:
+        selection_logs = [ModelSelectionLog(**entry) for entry in chunk.selections]
+        _write_planned(chunk.planned, selection_logs, chunk.applied_feedback, chunk.now, summary)
+        quieted_counts_write(chunk.learned)
+        _summarise(targets, chunk.planned, summary)
     summary.duration_seconds = time.perf_counter() - started
     return summary
 
 
-def _skip_reason(inp: DetectionInput, doc_id: int) -> str:
-    target = inp.targets.get(doc_id)
+def _skip_reason(target: TargetDocument | None) -> str:
     if target is None:
         return "document not found"
     if not target.is_latest:
@@ -86,67 +93,77 @@ def _skip_reason(inp: DetectionInput, doc_id: int) -> str:
     return ""
 
 
-def _rows_of_documents(inp: DetectionInput, doc_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """The table rows of each document that has any."""
-    if not doc_ids:
-        return {}
-    order = np.argsort(inp.document_ids, kind="stable")
-    sorted_docs = inp.document_ids[order]
-    rows_of_doc: dict[int, np.ndarray] = {}
-    for doc_id in doc_ids:
-        lo, hi = np.searchsorted(sorted_docs, [doc_id, doc_id + 1])
-        if lo < hi:
-            rows_of_doc[doc_id] = order[lo:hi]
-    return rows_of_doc
+@dataclass
+class _ChunkPlan:
+    """A chunk's documents and the pass's settings; what it will write: rows per document, the
+    verdicts taken into account, selection logs."""
+
+    targets: dict[int, TargetDocument]
+    options: EngineOptions
+    learning: bool
+    now: datetime
+    planned: dict[int, list[PlannedRow]] = field(default_factory=dict)
+    applied_feedback: set[int] = field(default_factory=set)
+    selections: list[dict] = field(default_factory=list)
+    learned: LearningOutcome = field(default_factory=LearningOutcome)
 
 
-def _detect_and_write(
-    inp: DetectionInput, rows_of_doc: dict[int, np.ndarray], options: EngineOptions, summary: DetectionRunSummary
+def _plan_property(
+    chunk: _ChunkPlan, summary: DetectionRunSummary, *, property_id: int, doc_ids: list[int], version: PropertyDataVersion
 ) -> None:
-    learning = FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED")
-    # The feedback of the whole context, not only of the targets' statements: a new normal accepted
-    # on another statement of the property cuts that series for every chunk alike.
-    context_pairs = {(int(p), str(t)) for p, t in zip(inp.table.property_ids, inp.table.document_types, strict=True)}
-    target_pairs = {(inp.targets[d].property_id, inp.targets[d].document_type) for d in rows_of_doc}
-    feedback = FeedbackIndex.build(feedback_for_series(pairs=target_pairs | context_pairs))
-    table = split_new_normal(inp.table, feedback) if learning else inp.table
+    """The rows of the chunk's documents of one property, read out of the property's context."""
     try:
-        output = run_engine(inp, table, rows_of_doc, options)
+        context, computed = property_context_get(
+            property_id=property_id, version=version, options=chunk.options, learning=chunk.learning
+        )
+        rows_of_doc = context.lines.rows_of_documents(doc_ids)
+        run = EngineRun.of(
+            lines=context.lines,
+            table=context.table,
+            result=context.result,
+            targets=chunk.targets,
+            rows_of_doc=rows_of_doc,
+        )
+        output = scored_lines(run)
+        planned = _plan_rows(chunk, context, output)
     except Exception as exc:  # noqa: BLE001 - reported per document; the batch goes on
-        logger.exception("detection engine failed on documents %s", sorted(rows_of_doc))
+        logger.exception("detection failed on documents %s of property %s", doc_ids, property_id)
         reason = f"detection failed: {type(exc).__name__}: {exc}"[:300]
-        for doc_id in rows_of_doc:
+        for doc_id in doc_ids:
             summary.per_document[doc_id] = DocumentOutcome("failed", reason)
         return
-    now = timezone.now()
-    planned, applied_feedback, learned = _plan_rows(inp, output, feedback, learning=learning, now=now)
-    _write_planned(planned, [ModelSelectionLog(**entry) for entry in output.selections], applied_feedback, now, summary)
-    quieted_counts_write(learned)
+    for doc_id in doc_ids:
+        if doc_id not in rows_of_doc:
+            summary.per_document[doc_id] = DocumentOutcome("skipped", "no line items")
+    chunk.planned.update(planned)
+    if computed:  # the models selected and trained for this property now, logged once
+        chunk.selections += selection_rows(context.result)
     summary.series_modelled += output.series_modelled
-    _summarise(inp, planned, summary)
 
 
-def _plan_rows(
-    inp: DetectionInput, output: EngineOutput, feedback: FeedbackIndex, *, learning: bool, now: datetime
-) -> tuple[dict[int, list[PlannedRow]], set[int], LearningOutcome]:
-    """The rows to write per document, with the verdicts applied; the ids of the verdicts applied.
+def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput) -> dict[int, list[PlannedRow]]:
+    """The rows to write per document, with the verdicts applied (their ids kept in the chunk).
 
-    A verdict on the line itself decides that line; the other flagged lines are judged by what
-    the verdicts on similar lines taught (``learning.lines_learn``).
+    A verdict on the line itself decides that line (``feedback.verdict_apply``); the other flagged
+    lines are judged by what the verdicts on similar lines taught (``learning.lines_learn``).
     """
-    applied_feedback: set[int] = set()
     judged: list[tuple[TargetDocument, AnomalyFeedback | None, str]] = []
     same_line: set[int] = set()
     for i, scored in enumerate(output.lines):
-        target = inp.targets[scored.document_id]
-        fb: AnomalyFeedback | None = feedback.by_line.get(
+        target = chunk.targets[scored.document_id]
+        fb: AnomalyFeedback | None = context.feedback.by_line.get(
             (target.property_id, target.document_type, target.period_ordinal, scored.account_code)
         )
-        status, applied = apply_feedback(scored, fb, scored.amount, learning=learning)
-        if applied and fb is not None:
-            applied_feedback.add(fb.id)
-        if fb is not None and status != DetectionStatus.OPEN:
-            same_line.add(i)
+        status = DetectionStatus.OPEN
+        if fb is not None:
+            effect = verdict_apply(line=scored, feedback=fb, amount=scored.amount, learning=chunk.learning)
+            status = effect.status
+            if effect.clears_explanation:
+                scored.explanation = None
+            if effect.applied:
+                chunk.applied_feedback.add(fb.id)
+            if status != DetectionStatus.OPEN:
+                same_line.add(i)
         judged.append((target, fb, status))
     learned = lines_learn(
         lines=output.lines,
@@ -154,16 +171,17 @@ def _plan_rows(
             (target.property_id, target.document_type, scored.account_code, target.period_ordinal)
             for (target, _, _), scored in zip(judged, output.lines, strict=True)
         ],
-        present=present_lines(inp, output.lines),
+        present=present_lines(context.lines, chunk.targets, output.lines),
         skip=same_line,
-        now=now,
+        now=chunk.now,
     )
-    applied_feedback |= learned.used_verdicts
+    chunk.applied_feedback |= learned.used_verdicts
+    chunk.learned.quieted_by_verdict.update(learned.quieted_by_verdict)
     planned: dict[int, list[PlannedRow]] = defaultdict(list)
     for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
         status = learned.statuses.get(i, status)
-        planned[scored.document_id].append(PlannedRow(detection_row(target, scored, status, now), scored, fb))
-    return planned, applied_feedback, learned
+        planned[scored.document_id].append(planned_row(target=target, line=scored, status=status, feedback=fb))
+    return planned
 
 
 def _write_planned(
@@ -174,26 +192,30 @@ def _write_planned(
     summary: DetectionRunSummary,
 ) -> None:
     try:
-        detections_write(planned=planned, selection_logs=selection_logs, applied_feedback=applied_feedback, now=now)
+        counts = detections_write(planned=planned, selection_logs=selection_logs, applied_feedback=applied_feedback, now=now)
+        summary.rows_written += counts.rows_written
     except DatabaseError as exc:
         logger.warning("chunk write failed (%s); writing documents one by one", exc)
         for doc_id in planned:
             try:
                 one = {doc_id: planned[doc_id]}
-                detections_write(planned=one, selection_logs=[], applied_feedback=applied_feedback, now=now)
+                counts = detections_write(planned=one, selection_logs=[], applied_feedback=applied_feedback, now=now)
+                summary.rows_written += counts.rows_written
             except DatabaseError as doc_exc:
                 logger.exception("writing detections of document %s failed", doc_id)
                 summary.per_document[doc_id] = DocumentOutcome("failed", f"write failed: {doc_exc}"[:300])
 
 
-def _summarise(inp: DetectionInput, planned: dict[int, list[PlannedRow]], summary: DetectionRunSummary) -> None:
-    property_ids = {inp.targets[d].property_id for d in planned}
+def _summarise(
+    targets: dict[int, TargetDocument], planned: dict[int, list[PlannedRow]], summary: DetectionRunSummary
+) -> None:
+    property_ids = {targets[d].property_id for d in planned}
     property_codes = dict(Property.objects.filter(id__in=property_ids).values_list("id", "code"))
     for doc_id, rows in planned.items():
         if doc_id in summary.per_document:
             continue
-        target = inp.targets[doc_id]
-        severities = Counter(row.detection.severity for row in rows if row.detection.is_anomaly)
+        target = targets[doc_id]
+        severities = Counter(row.severity for row in rows if row.is_anomaly)
         flagged = sum(severities.values())
         summary.per_document[doc_id] = DocumentOutcome("ok", "", flagged, dict(severities))
         summary.lines_scored += len(rows)
@@ -205,7 +227,7 @@ def _summarise(inp: DetectionInput, planned: dict[int, list[PlannedRow]], summar
             code = property_codes.get(target.property_id, str(target.property_id))
             summary.add_count(summary.anomalies_by_property, code, flagged)
         for row in rows:
-            summary.add_count(summary.detectors, row.detection.detector)
+            summary.add_count(summary.detectors, row.detector)
         if target.property_id not in summary.property_ids:
             summary.property_ids.append(target.property_id)
     summary.property_ids.sort()

@@ -19,20 +19,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.db import transaction
-from django.utils import timezone
 
 from anomalies.detection.table import LineTable
-from anomalies.models import AnomalyDetection, AnomalyFeedback, DetectionStatus, FeedbackType
+from anomalies.models import AnomalyDetection, AnomalyExplanation, AnomalyFeedback, DetectionStatus, FeedbackType
 from kernel.exceptions import ApplicationError
 from kernel.flags import FeatureFlags
 
-if TYPE_CHECKING:
-    from anomalies.services.results import ScoredLine
-
 NEW_NORMAL_SEPARATOR = "@new-normal-since-"
+# The one limit on an analyst's notes, for the API, the admin and any other caller.
+FEEDBACK_NOTES_MAX_LENGTH = 2000
 
 # Detection status set by each kind of feedback.
 FEEDBACK_STATUS = {
@@ -103,48 +101,81 @@ def split_new_normal(table: LineTable, index: FeedbackIndex) -> LineTable:
     )
 
 
-def apply_feedback(
-    row: ScoredLine, fb: AnomalyFeedback | None, amount: Decimal | None, *, learning: bool
-) -> tuple[str, bool]:
-    """(status, applied) for a scored line, updating ``row`` in place when feedback applies."""
-    if fb is None:
-        return DetectionStatus.OPEN, False
-    status = FEEDBACK_STATUS.get(fb.feedback_type, DetectionStatus.OPEN)
-    if fb.feedback_type == FeedbackType.NEW_NORMAL:
-        # Its effect is the series cut made before the engine ran.
-        return status, learning
-    same_amount = fb.field_value is not None and amount is not None and Decimal(fb.field_value) == Decimal(amount)
-    if not same_amount:
+class VerdictTarget(Protocol):
+    """What a verdict changes on a line: a ScoredLine of a pass, or a stored AnomalyDetection."""
+
+    is_anomaly: bool
+    anomaly_score: float
+    contributions: dict[str, Any]
+    explanation_text: str
+
+
+@dataclass(frozen=True)
+class VerdictEffect:
+    status: str  # the detection's status under this verdict
+    applied: bool  # the verdict is taken into account (learning on and the amount unchanged)
+    clears_explanation: bool  # the line is no longer flagged: its anomaly explanation goes
+
+
+def _same_amount(seen: Decimal | None, now: Decimal | None) -> bool:
+    """The amount the analyst judged is still the line's amount (an absent posting: still absent)."""
+    if seen is None or now is None:
+        return seen is None and now is None
+    return Decimal(seen) == Decimal(now)
+
+
+def verdict_apply(
+    *, line: VerdictTarget, feedback: AnomalyFeedback, amount: Decimal | None, learning: bool
+) -> VerdictEffect:
+    """The feedback rules, in one place: what an analyst's verdict does to a line.
+
+    Used by every detection pass (on the engine's fresh result) and by a submitted verdict (on the
+    stored detection), so both say the same thing. ``line`` is updated in place when the verdict
+    applies: a verdict holds while the line's amount is the one the analyst saw.
+    """
+    kind = FeedbackType(feedback.feedback_type)
+    status = FEEDBACK_STATUS[kind]
+    if kind == FeedbackType.NEW_NORMAL:
+        # Its effect is the series cut made before the engine ran (split_new_normal).
+        return VerdictEffect(status, learning, False)
+    if not _same_amount(feedback.field_value, amount):
         # The line changed since the analyst's verdict: score it afresh.
-        return DetectionStatus.OPEN, False
+        return VerdictEffect(DetectionStatus.OPEN, False, False)
     if not learning:
-        return status, False
-    verdict = FEEDBACK_IS_ANOMALY[FeedbackType(fb.feedback_type)]
-    who = getattr(fb.user, "username", None) or "an analyst"
-    when = fb.updated_at.date().isoformat() if fb.updated_at else ""
-    row.contributions = {
-        **row.contributions,
+        return VerdictEffect(status, False, False)
+    who = getattr(feedback.user, "username", None) or "an analyst"
+    when = feedback.updated_at.date().isoformat() if feedback.updated_at else ""
+    label = DetectionStatus(status).label  # Confirmed, Dismissed, False positive
+    previous = (line.contributions or {}).get("feedback") or {}
+    model_flagged = bool(previous.get("model_flagged", line.is_anomaly))
+    line.contributions = {
+        **(line.contributions or {}),
         "feedback": {
-            "feedback_type": fb.feedback_type,
+            "feedback_type": kind.value,
             "by": who,
             "on": when,
-            "model_flagged": row.is_anomaly,
-            "reason": f"{fb.get_feedback_type_display()} by {who} on {when}; amount unchanged",
+            "model_flagged": model_flagged,
+            "reason": f"{label} by {who} on {when}; amount unchanged",
         },
     }
-    if verdict and not row.is_anomaly:
-        row.is_anomaly = True
-        row.explanation_text = (
-            f"Confirmed by {who} on {when}; kept flagged while the amount is unchanged. " + row.explanation_text
+    verdict = FEEDBACK_IS_ANOMALY[kind]
+    if verdict and not line.is_anomaly:
+        line.is_anomaly = True
+        if model_flagged:
+            # Only on a stored line an earlier verdict had unflagged: the model's own sentence
+            # was replaced then, and comes back with the next pass.
+            line.explanation_text = f"{label} by {who} on {when}; flagged by the model (score {line.anomaly_score:.0f})."
+        else:
+            line.explanation_text = (
+                f"{label} by {who} on {when}; kept flagged while the amount is unchanged. " + line.explanation_text
+            )[:500]
+    elif not verdict and line.is_anomaly:
+        line.is_anomaly = False
+        line.explanation_text = (
+            f"{label} by {who} on {when}: not flagged while the amount is unchanged (model score {line.anomaly_score:.0f})."
         )[:500]
-    elif not verdict and row.is_anomaly:
-        row.is_anomaly = False
-        row.explanation_text = (
-            f"{fb.get_feedback_type_display()} by {who} on {when}: not flagged while the amount is unchanged "
-            f"(model score {row.anomaly_score:.0f})."
-        )[:500]
-        row.explanation = None
-    return status, True
+        return VerdictEffect(status, True, True)
+    return VerdictEffect(status, True, False)
 
 
 @transaction.atomic
@@ -157,10 +188,10 @@ def anomaly_feedback_submit(
     feedback_confidence: float | None = None,
     business_context: dict | None = None,
 ) -> AnomalyFeedback:
-    """Record (or update) ``user``'s verdict on a detection and set the detection's status.
+    """Record (or update) ``user``'s verdict on a detection and apply it to the detection at once.
 
     One row per (property, document type, period, account, user): feedback twice updates it.
-    The verdict is applied to the detection at once, as a later pass would apply it.
+    The verdict changes the detection exactly as the next pass will (``verdict_apply``).
     """
     errors: dict[str, list[str]] = {}
     if feedback_type not in FeedbackType.values:
@@ -169,14 +200,14 @@ def anomaly_feedback_submit(
         errors["feedback_confidence"] = ["must be between 0 and 1"]
     if business_context is not None and not isinstance(business_context, dict):
         errors["business_context"] = ["must be a JSON object"]
+    if len((notes or "").strip()) > FEEDBACK_NOTES_MAX_LENGTH:
+        errors["notes"] = [f"at most {FEEDBACK_NOTES_MAX_LENGTH} characters (got {len(notes.strip())})"]
     if errors:
         raise ApplicationError("invalid feedback", field_errors=errors)
     # Lock the detection so that a pass rewriting it and this verdict do not interleave.
     detection = AnomalyDetection.objects.select_for_update().select_related("period").filter(id=anomaly_id).first()
     if detection is None:
         raise NotFoundError(f"anomaly {anomaly_id} not found")
-    is_anomaly = FEEDBACK_IS_ANOMALY[FeedbackType(feedback_type)]
-    user_id = getattr(user, "pk", None)
     # What the model said before any learning: the evidence this verdict is about.
     learned = (detection.contributions or {}).get("learned") or {}
     feedback, _ = AnomalyFeedback.objects.update_or_create(
@@ -184,38 +215,32 @@ def anomaly_feedback_submit(
         document_type=detection.document_type,
         period_id=detection.period_id,
         account_code=detection.account_code,
-        user_id=user_id,
+        user_id=getattr(user, "pk", None),
         defaults={
             "anomaly": detection,
             "field_value": detection.field_value,
             "feedback_type": feedback_type,
-            "is_anomaly": is_anomaly,
+            "is_anomaly": FEEDBACK_IS_ANOMALY[FeedbackType(feedback_type)],
             "anomaly_type": learned.get("kind") or detection.anomaly_type,
             "model_score": learned.get("model_score", detection.anomaly_score),
-            "notes": notes or "",
+            "notes": (notes or "").strip(),
             "feedback_confidence": feedback_confidence,
             "business_context": business_context or {},
         },
     )
-    detection.status = FEEDBACK_STATUS[FeedbackType(feedback_type)]
-    update_fields = ["status", "updated_at"]
-    if FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED") and feedback_type != FeedbackType.NEW_NORMAL:
-        who = getattr(user, "username", None) or "an analyst"
-        detection.contributions = {
-            **(detection.contributions or {}),
-            "feedback": {
-                "feedback_type": feedback_type,
-                "by": who,
-                "on": timezone.now().date().isoformat(),
-                "model_flagged": detection.is_anomaly,
-                "reason": f"{feedback.get_feedback_type_display()} by {who}",
-            },
-        }
-        detection.is_anomaly = is_anomaly
-        update_fields += ["contributions", "is_anomaly"]
+    effect = verdict_apply(
+        line=detection,
+        feedback=feedback,
+        amount=detection.field_value,
+        learning=FeatureFlags.is_enabled("ACTIVE_LEARNING_ENABLED"),
+    )
+    detection.status = effect.status
+    detection.save(update_fields=["status", "is_anomaly", "contributions", "explanation_text", "updated_at"])
+    if effect.clears_explanation:
+        AnomalyExplanation.objects.filter(anomaly=detection).delete()
+    if effect.applied and not feedback.learned_applied:
         feedback.learned_applied = True
         feedback.save(update_fields=["learned_applied", "updated_at"])
-    detection.save(update_fields=update_fields)
     return feedback
 
 

@@ -23,7 +23,7 @@ from django.conf import settings
 from anomalies.detection import verdicts as verdict_math
 from anomalies.detection.scoring import severity
 from anomalies.models import AnomalyFeedback, DetectionStatus
-from anomalies.selectors import DetectionInput, verdicts_for_learning
+from anomalies.selectors import DetectionInput, TargetDocument, verdicts_for_learning
 from anomalies.services.feedback import original_account
 from anomalies.services.results import ScoredLine
 from kernel.flags import FeatureFlags
@@ -143,9 +143,11 @@ def lines_learn(
     return outcome
 
 
-def present_lines(inp: DetectionInput, lines: Sequence[ScoredLine]) -> dict[LineKey, float]:
+def present_lines(
+    context: DetectionInput, targets: dict[int, TargetDocument], lines: Sequence[ScoredLine]
+) -> dict[LineKey, float]:
     """Every line of the pass's context with its amount (NaN: a posting reported absent)."""
-    table = inp.table
+    table = context.table
     present = {
         (int(p), str(d), original_account(str(a)), int(t)): float(v)
         for p, d, a, t, v in zip(
@@ -154,7 +156,7 @@ def present_lines(inp: DetectionInput, lines: Sequence[ScoredLine]) -> dict[Line
     }
     for line in lines:
         if line.line_item_id is None:
-            target = inp.targets[line.document_id]
+            target = targets[line.document_id]
             present[(target.property_id, target.document_type, line.account_code, target.period_ordinal)] = float("nan")
     return present
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
 
+from anomalies.detection.provider import ModelProvider, TrainingProvider
 from anomalies.detection.selection import LLMConfig
 from kernel.flags import FeatureFlags
+from modelcache.services import CachedModelProvider
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +19,15 @@ logger = logging.getLogger(__name__)
 @dataclass
 class EngineOptions:
     use_pyod: bool
-    llm: Any
-    model_provider: Any
+    llm: LLMConfig | None
+    model_provider: ModelProvider
     seed: int = 0
+
+    def results_key(self) -> tuple:
+        """What, besides the data, decides the engine's results: a result kept under another key
+        is not reused (a flag changed between two chunks of a worker)."""
+        llm = (self.llm.base_url, self.llm.model) if self.llm is not None else None
+        return (self.use_pyod, llm, self.seed, type(self.model_provider).__name__)
 
 
 def engine_options() -> EngineOptions:
@@ -43,22 +50,15 @@ def engine_options() -> EngineOptions:
     )
 
 
-def model_provider() -> Any:
-    """The model cache's provider when MODEL_CACHE_ENABLED is on and the cache app provides one."""
+def model_provider() -> ModelProvider:
+    """The model cache's provider when MODEL_CACHE_ENABLED is on, otherwise one that only trains."""
     if not FeatureFlags.is_enabled("MODEL_CACHE_ENABLED"):
-        return None
-    try:
-        from modelcache.services import CachedModelProvider
-    except ImportError:  # the cache app does not provide one (yet): train directly
-        return None
+        return TrainingProvider()
     return CachedModelProvider()
 
 
-def _flush_provider(provider: Any) -> None:
-    flush = getattr(provider, "flush", None) or getattr(provider, "flush_usage", None)
-    if flush is None:
-        return
+def _flush_provider(provider: ModelProvider) -> None:
     try:
-        flush()
+        provider.flush()
     except DatabaseError:  # usage counters are statistics: a failed flush must not fail a pass
         logger.exception("model cache usage flush failed")

@@ -1,11 +1,13 @@
-"""The engine's result for a chunk, as one ScoredLine per target line (plus absent postings).
+"""The engine's result, read out as one ScoredLine per line of a chunk's documents.
 
-``run_engine`` runs the Django-free engine over the chunk's whole context (its properties) and
-keeps the rows of the target documents; each step below takes the typed :class:`EngineRun`.
+``engine_result`` runs the Django-free engine over a property's whole table (its context);
+``scored_lines`` reads the rows of the chunk's documents out of it, each step below taking the
+typed :class:`EngineRun`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,12 +18,14 @@ from anomalies.detection import engine as detection_engine
 from anomalies.detection.detectors import MODEL_VERSION as DETECTION_MODEL_VERSION
 from anomalies.detection.explanation import ACTIONS
 from anomalies.detection.peers import PeerStats
-from anomalies.detection.statements import StatementFinding
+from anomalies.detection.statements import StatementFinding, TotalOutcome
+from anomalies.detection.structure import FOOTS
 from anomalies.detection.table import LineTable
-from anomalies.models import Severity
-from anomalies.selectors import DetectionInput
+from anomalies.models import ModelSelectionLog, Severity
+from anomalies.selectors import DetectionInput, TargetDocument
 from anomalies.services.feedback import NEW_NORMAL_SEPARATOR, original_account
 from anomalies.services.options import EngineOptions
+from kernel.values import fitting
 
 
 @dataclass
@@ -52,80 +56,110 @@ class ScoredLine:
 @dataclass
 class EngineOutput:
     lines: list[ScoredLine]
-    selections: list[dict[str, Any]]  # ModelSelectionLog fields
     series_modelled: int
 
 
 @dataclass
-class EngineRun:
-    """The engine's result over a chunk's table, indexed by table row for the steps below."""
+class ResultColumns:
+    """The engine's per-row arrays as Python lists: read row by row, a list costs a fraction of
+    numpy's scalar access."""
 
-    inp: DetectionInput
-    table: LineTable
-    rows_of_doc: dict[int, np.ndarray]
-    result: detection_engine.DetectionResult
-    findings: dict[int, detection_engine.Finding]
-    statements: dict[int, StatementFinding]
-    insufficient: dict[int, int]  # row -> points in its series
+    anomaly_score: list[float]
+    threshold: list[float]
+    is_anomaly: list[bool]
+    severity: list[str]
+    anomaly_type: list[str]
+    expected_value: list[float]
+    z_score: list[float]
+    percentage_change: list[float]
+    direction: list[str]
+    detector: list[str]
+    model_key: list[str]
+    model_version: list[str]
+    account_codes: list[str]
+    line_ids: list[int]
 
     @classmethod
-    def of(cls, inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], result: Any) -> EngineRun:
+    def of(cls, result: detection_engine.DetectionResult, table: LineTable) -> ResultColumns:
         return cls(
-            inp=inp,
-            table=table,
-            rows_of_doc=rows_of_doc,
-            result=result,
-            findings={f.row: f for f in result.findings if f.row >= 0},
-            statements={sf.row: sf for sf in result.statement_findings},
-            insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
+            anomaly_score=result.anomaly_score.tolist(),
+            threshold=result.threshold.tolist(),
+            is_anomaly=result.is_anomaly.tolist(),
+            severity=[str(v) for v in result.severity.tolist()],
+            anomaly_type=[str(v) for v in result.anomaly_type.tolist()],
+            expected_value=result.expected_value.tolist(),
+            z_score=result.z_score.tolist(),
+            percentage_change=result.percentage_change.tolist(),
+            direction=[str(v) for v in result.direction.tolist()],
+            detector=[str(v) for v in result.detector.tolist()],
+            model_key=[str(v) for v in result.model_key.tolist()],
+            model_version=[str(v) for v in result.model_version.tolist()],
+            account_codes=[str(v) for v in table.account_codes.tolist()],
+            line_ids=[int(v) for v in table.line_ids.tolist()],
         )
 
 
-def run_engine(
-    inp: DetectionInput, table: LineTable, rows_of_doc: dict[int, np.ndarray], options: EngineOptions
-) -> EngineOutput:
-    """Run the engine over the whole table and keep the results of the target documents' rows."""
-    # The table is the targets' whole properties (context); only the targets' rows are scored.
-    score_mask = _score_mask(table.n_rows, rows_of_doc)
-    _prefetch_models(options.model_provider, table, score_mask)
-    result = detection_engine.detect_anomalies(
+@dataclass
+class EngineRun:
+    """The engine's result over a property's table, and the chunk's documents to read out of it."""
+
+    lines: DetectionInput
+    table: LineTable
+    targets: dict[int, TargetDocument]
+    rows_of_doc: dict[int, np.ndarray]
+    result: detection_engine.DetectionResult
+    columns: ResultColumns
+    findings: dict[int, detection_engine.Finding]
+    statements: dict[int, StatementFinding]
+    insufficient: dict[int, int]  # row -> points in its series
+    total_outcomes: dict[int, TotalOutcome]  # total row -> its footing result
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        lines: DetectionInput,
+        table: LineTable,
+        result: detection_engine.DetectionResult,
+        targets: dict[int, TargetDocument],
+        rows_of_doc: dict[int, np.ndarray],
+    ) -> EngineRun:
+        return cls(
+            lines=lines,
+            table=table,
+            targets=targets,
+            rows_of_doc=rows_of_doc,
+            result=result,
+            columns=ResultColumns.of(result, table),
+            findings={f.row: f for f in result.findings if f.row >= 0},
+            statements={sf.row: sf for sf in result.statement_findings},
+            insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
+            total_outcomes={o.row: o for o in result.total_outcomes},
+        )
+
+
+def engine_result(lines: DetectionInput, table: LineTable, options: EngineOptions) -> detection_engine.DetectionResult:
+    """The engine's result for every row of a property's table (its documents are all scored)."""
+    return detection_engine.detect_anomalies(
         table,
         use_pyod=options.use_pyod,
         model_provider=options.model_provider,
         llm=options.llm,
         seed=options.seed,
-        peers=_peers_for(table, inp.peers),
-        score_mask=score_mask,
+        peers=_peers_for(table, lines.peers),
     )
-    run = EngineRun.of(inp, table, rows_of_doc, result)
+
+
+def scored_lines(run: EngineRun) -> EngineOutput:
+    """One ScoredLine per line of the chunk's documents, plus their absent postings."""
     lines = [
         line
-        for doc_id, rows in rows_of_doc.items()
+        for doc_id, rows in run.rows_of_doc.items()
         for r in rows
         if (line := _line_for_row(run, doc_id, int(r))) is not None
     ]
     lines += _absent_lines(run, lines)
-    return EngineOutput(lines=lines, selections=_selection_rows(run), series_modelled=_series_modelled(run))
-
-
-def _score_mask(n_rows: int, rows_of_doc: dict[int, np.ndarray]) -> np.ndarray:
-    mask = np.zeros(n_rows, dtype=bool)
-    for rows in rows_of_doc.values():
-        mask[rows] = True
-    return mask
-
-
-def _prefetch_models(provider: Any, table: LineTable, score_mask: np.ndarray) -> None:
-    if provider is None or not hasattr(provider, "prefetch"):
-        return
-    detail = ~table.is_total & score_mask
-    keys = {
-        detection_engine.SeriesModelKey(int(p), str(t), str(a))
-        for p, t, a in zip(
-            table.property_ids[detail], table.document_types[detail], table.account_codes[detail], strict=True
-        )
-    }
-    provider.prefetch(sorted(keys, key=lambda k: (k.property_id, k.document_type, k.account_code)))
+    return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
 
 
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
@@ -137,37 +171,77 @@ def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
 
 
 def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
-    score = finite(run.result.anomaly_score[r])
+    score = finite(run.columns.anomaly_score[r])
     if score is not None:
         return _scored_line(run, doc_id, r, score)
     if r in run.insufficient:
         return _insufficient_line(run, doc_id, r)
-    return None  # a total that foots: checked, not scored
+    if r in run.total_outcomes:
+        return _total_line(run, doc_id, r, run.total_outcomes[r])
+    return None
+
+
+def _total_line(run: EngineRun, doc_id: int, r: int, outcome: TotalOutcome) -> ScoredLine:
+    """A total that foots, or whose structure is not learned yet: checked, not an anomaly."""
+    learned = outcome.status == FOOTS
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=outcome.expected_value if learned else None,
+        detector="statement:footing" if learned else "statement:not_learned",
+        contributions={"statement": {"status": outcome.status, "structure": outcome.reason}},
+        explanation_text=f"Foots: {outcome.reason}." if learned else f"Not checked: {outcome.reason}.",
+    )
 
 
 def _insufficient_line(run: EngineRun, doc_id: int, r: int) -> ScoredLine:
     n_points = run.insufficient[r]
     needed = detection_engine.MIN_HISTORY
+    return _quiet_line(
+        run,
+        doc_id,
+        r,
+        expected_value=None,
+        detector="insufficient_history",
+        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
+        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        insufficient_history=True,
+    )
+
+
+def _quiet_line(
+    run: EngineRun,
+    doc_id: int,
+    r: int,
+    *,
+    expected_value: float | None,
+    detector: str,
+    contributions: dict[str, Any],
+    explanation_text: str,
+    insufficient_history: bool = False,
+) -> ScoredLine:
+    """A line that was looked at and is not an anomaly, with the reason."""
     return ScoredLine(
         document_id=doc_id,
         account_code=original_account(str(run.table.account_codes[r])),
         line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        amount=run.lines.amounts[r],
         anomaly_score=0.0,
         is_anomaly=False,
         severity=Severity.LOW,
         anomaly_type="none",
-        expected_value=None,
+        expected_value=expected_value,
         z_score=None,
         percentage_change=None,
         direction="none",
-        detector="insufficient_history",
+        detector=detector,
         model_key="",
         model_version="",
-        contributions={"insufficient_history": {"points": n_points, "needed": needed}},
-        explanation_text=f"Insufficient history: {n_points} month(s) of this series; not modelled before {needed}.",
+        contributions=contributions,
+        explanation_text=explanation_text,
         explanation=None,
-        insufficient_history=True,
+        insufficient_history=insufficient_history,
     )
 
 
@@ -197,37 +271,37 @@ def _row_evidence(run: EngineRun, r: int) -> _Evidence:
             evidence.contributions["related_accounts"] = [
                 original_account(str(run.table.account_codes[x])) for x in finding.related_rows if x >= 0
             ]
-    detector_threshold = finite(run.result.threshold[r])
+    detector_threshold = finite(run.columns.threshold[r])
     if detector_threshold is not None:
         evidence.contributions["detector_threshold"] = round(detector_threshold, 6)
-    series = str(run.table.account_codes[r])
+    series = run.columns.account_codes[r]
     if NEW_NORMAL_SEPARATOR in series:
         evidence.contributions["series_since"] = series.split(NEW_NORMAL_SEPARATOR, 1)[1]
     return evidence
 
 
 def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLine:
-    result = run.result
-    flagged = bool(result.is_anomaly[r])
+    col = run.columns
+    flagged = bool(col.is_anomaly[r])
     evidence = _row_evidence(run, r)
     # Statement checks are rules, not fitted models: their version is the engine's.
-    rule_version = f"{DETECTION_MODEL_VERSION}:{result.detector[r]}" if evidence.is_statement else ""
+    rule_version = f"{DETECTION_MODEL_VERSION}:{col.detector[r]}" if evidence.is_statement else ""
     return ScoredLine(
         document_id=doc_id,
-        account_code=original_account(str(run.table.account_codes[r])),
-        line_item_id=int(run.table.line_ids[r]),
-        amount=run.inp.amounts[r],
+        account_code=original_account(col.account_codes[r]),
+        line_item_id=col.line_ids[r],
+        amount=run.lines.amounts[r],
         anomaly_score=score,
         is_anomaly=flagged,
-        severity=str(result.severity[r]) or Severity.LOW,
-        anomaly_type=(str(result.anomaly_type[r]) or "none") if flagged else "none",
-        expected_value=finite(result.expected_value[r]),
-        z_score=finite(result.z_score[r]),
-        percentage_change=finite(result.percentage_change[r]),
-        direction=str(result.direction[r]) or "none",
-        detector=str(result.detector[r]),
-        model_key=str(result.model_key[r]),
-        model_version=str(result.model_version[r]) or rule_version,
+        severity=col.severity[r] or Severity.LOW,
+        anomaly_type=(col.anomaly_type[r] or "none") if flagged else "none",
+        expected_value=finite(col.expected_value[r]),
+        z_score=finite(col.z_score[r]),
+        percentage_change=finite(col.percentage_change[r]),
+        direction=col.direction[r] or "none",
+        detector=col.detector[r],
+        model_key=col.model_key[r],
+        model_version=col.model_version[r] or rule_version,
         contributions=evidence.contributions,
         explanation_text=evidence.text,
         explanation=evidence.explanation if flagged else None,
@@ -236,7 +310,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
 
 def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     """Absent postings: a line the series always has is missing from a target document."""
-    targets = run.inp.targets
+    targets = run.targets
     doc_by_key = {(t.property_id, t.document_type, t.period_ordinal): d for d, t in targets.items() if d in run.rows_of_doc}
     present = {(line.document_id, line.account_code) for line in lines}
     absent: list[ScoredLine] = []
@@ -274,20 +348,16 @@ def _absent_lines(run: EngineRun, lines: list[ScoredLine]) -> list[ScoredLine]:
     return absent
 
 
-def _selection_rows(run: EngineRun) -> list[dict[str, Any]]:
-    """ModelSelectionLog fields of the series of the targets' statements."""
-    targets = run.inp.targets
-    target_pairs = {(targets[d].property_id, targets[d].document_type) for d in run.rows_of_doc}
+def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, Any]]:
+    """ModelSelectionLog fields of every model the engine selected and trained in this result."""
     rows = []
-    for record in run.result.selections:
+    for record in result.selections:
         key, sel = record.key, record.selection
-        if (key.property_id, key.document_type) not in target_pairs:
-            continue
         rows.append(
             {
                 "property_id": key.property_id,
                 "document_type": key.document_type,
-                "account_code": original_account(key.account_code)[:40],
+                "account_code": fitting(ModelSelectionLog, "account_code", original_account(key.account_code)),
                 "data_characteristics": _jsonable(sel.characteristics),
                 "rule_recommended_models": list(sel.rule_candidates),
                 "llm_recommended_models": list(sel.llm_recommended) if sel.llm_recommended is not None else None,
@@ -302,22 +372,18 @@ def _selection_rows(run: EngineRun) -> list[dict[str, Any]]:
 
 
 def _series_modelled(run: EngineRun) -> int:
-    table, scores = run.table, run.result.anomaly_score
-    return len(
-        {
-            (int(table.property_ids[r]), str(table.document_types[r]), str(table.account_codes[r]))
-            for rows in run.rows_of_doc.values()
-            for r in rows
-            if np.isfinite(scores[r]) and not table.is_total[r]
-        }
-    )
+    rows = np.concatenate(list(run.rows_of_doc.values())) if run.rows_of_doc else np.empty(0, dtype=np.int64)
+    table = run.table
+    rows = rows[np.isfinite(run.result.anomaly_score[rows]) & ~table.is_total[rows]]
+    series = zip(table.property_ids[rows].tolist(), table.document_types[rows], table.account_codes[rows], strict=True)
+    return len(set(series))
 
 
 def finite(value: Any) -> float | None:
     if value is None:
         return None
     value = float(value)
-    return value if np.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:
@@ -333,8 +399,8 @@ def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:
 
 
 def _statement_explanation(sf: StatementFinding, run: EngineRun) -> dict[str, Any]:
-    n_rows = run.inp.n_rows
-    covered = [original_account(str(run.inp.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
+    n_rows = run.lines.n_rows
+    covered = [original_account(str(run.lines.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
     return {
         "summary": sf.sentence[:500],
         "root_cause_type": sf.anomaly_type,

@@ -35,7 +35,7 @@ class DetectionRunSummary:
     anomalies_by_property: dict[str, int] = field(default_factory=dict)  # property code -> count
     series_modelled: int = 0
     detectors: dict[str, int] = field(default_factory=dict)  # detector name -> lines scored
-    rows_written: int = 0  # detection rows inserted or changed (a rerun over unchanged inputs: 0)
+    rows_written: int = 0  # detection and explanation rows written or deleted (a rerun over unchanged inputs: 0)
     duration_seconds: float = 0.0
 
     @property

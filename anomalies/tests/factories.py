@@ -25,6 +25,7 @@ from documents.models import (
 )
 from documents.services import financial_periods_upsert
 from kernel.periods import label_from_ordinal, ordinal_from_label
+from reims.testing import grant_default_portfolio
 
 
 def period_for(label: str) -> FinancialPeriod:
@@ -48,6 +49,11 @@ class UserFactory(factory.django.DjangoModelFactory):
     def feedback_permission(self, create: bool, extracted: bool | None, **kwargs) -> None:
         if create and extracted:
             self.user_permissions.add(Permission.objects.get(codename="add_anomalyfeedback"))
+
+    @factory.post_generation
+    def default_portfolio(self, create: bool, extracted: bool | None, **kwargs) -> None:
+        if create and extracted is not False:
+            grant_default_portfolio(self)
 
 
 class PropertyFactory(factory.django.DjangoModelFactory):

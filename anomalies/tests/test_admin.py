@@ -180,6 +180,15 @@ def test_a_verdict_button_records_feedback_and_opens_the_next_anomaly_of_the_que
     assert page.context["review"]["queue"].position == 2
 
 
+def test_notes_over_the_services_limit_are_refused_with_a_message(admin_client, detected):
+    too_long = "x" * (services.FEEDBACK_NOTES_MAX_LENGTH + 1)
+    response = _feedback(admin_client, detected, "confirmed", notes=too_long)
+    assert response.status_code == 302
+    page = admin_client.get(response.url).content.decode()
+    assert f"at most {services.FEEDBACK_NOTES_MAX_LENGTH} characters" in page
+    assert not AnomalyFeedback.objects.exists()
+
+
 def test_feedback_twice_through_the_page_updates_one_row(admin_client, detected):
     _feedback(admin_client, detected, "confirmed")
     review = _review(admin_client, detected).context["review"]

@@ -141,6 +141,11 @@ def test_feedback_errors(client_for, analyst, detected):
     assert bad_conf.status_code == 400 and "feedback_confidence" in bad_conf.json()
     missing = client.post(f"{LIST}999999999/feedback", {"feedback_type": "confirmed"}, format="json")
     assert missing.status_code == 404
+    too_long = "x" * (services.FEEDBACK_NOTES_MAX_LENGTH + 1)
+    long_notes = client.post(
+        f"{LIST}{detected.id}/feedback", {"feedback_type": "confirmed", "notes": too_long}, format="json"
+    )
+    assert long_notes.status_code == 400 and "notes" in long_notes.json()
     assert not AnomalyFeedback.objects.exists()
 
 

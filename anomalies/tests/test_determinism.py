@@ -18,6 +18,7 @@ import pytest
 
 from anomalies.models import AnomalyDetection
 from anomalies.services import detection_run, documents_detect
+from anomalies.services.context import context_cache_clear
 from documents.demo.generator import generate_portfolio
 from documents.selectors import documents_latest
 from documents.services import UploadedSource, documents_import
@@ -71,6 +72,8 @@ def differences(reference: dict, document_ids: list[int]) -> list:
 
 
 def detect_in_chunks(document_ids: list[int], size: int) -> None:
+    # Computed afresh, not read from the contexts the reference pass kept in this process.
+    context_cache_clear()
     for start in range(0, len(document_ids), size):
         summary = documents_detect(document_ids=document_ids[start : start + size])
         assert not summary.failures

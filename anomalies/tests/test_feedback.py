@@ -60,6 +60,36 @@ def test_invalid_feedback_is_refused_with_field_errors(detected, analyst):
     assert not AnomalyFeedback.objects.exists()
 
 
+@pytest.mark.parametrize("verdict", ["dismissed", "false_positive", "false_negative"])
+def test_a_submitted_verdict_changes_the_line_at_once_as_the_next_pass_does(detected, analyst, verdict):
+    line = detected
+    if verdict == "false_negative":
+        line = AnomalyDetection.objects.filter(is_anomaly=False, account_code="5010-0000").first()
+    services.anomaly_feedback_submit(anomaly_id=line.id, user=analyst, feedback_type=verdict)
+    line.refresh_from_db()
+    at_once = (line.is_anomaly, line.status, line.explanation_text, line.contributions["feedback"]["reason"])
+    assert at_once[0] is (verdict == "false_negative")
+    assert "amount is unchanged" in line.explanation_text
+    if verdict != "false_negative":
+        assert not line.explanations.exists()  # no anomaly sentence left on a dismissed line
+
+    _redetect()
+    line.refresh_from_db()
+    assert (line.is_anomaly, line.status, line.explanation_text, line.contributions["feedback"]["reason"]) == at_once
+
+
+def test_notes_have_one_limit_enforced_by_the_service(detected, analyst):
+    limit = services.FEEDBACK_NOTES_MAX_LENGTH
+    with pytest.raises(ApplicationError) as err:
+        services.anomaly_feedback_submit(
+            anomaly_id=detected.id, user=analyst, feedback_type="dismissed", notes="x" * (limit + 1)
+        )
+    assert set(err.value.field_errors) == {"notes"}
+    assert not AnomalyFeedback.objects.exists()
+    fb = services.anomaly_feedback_submit(anomaly_id=detected.id, user=analyst, feedback_type="dismissed", notes="x" * limit)
+    assert len(fb.notes) == limit
+
+
 @pytest.mark.parametrize("verdict", ["dismissed", "false_positive"])
 def test_a_dismissed_line_stays_quiet_while_its_amount_is_unchanged(detected, analyst, verdict):
     services.anomaly_feedback_submit(anomaly_id=detected.id, user=analyst, feedback_type=verdict)

@@ -9,6 +9,7 @@ from anomalies.detection.selection import clear_llm_cache
 from anomalies.models import AnomalyDetection, ModelSelectionLog
 from anomalies.selectors import selection_source_counts
 from anomalies.tests.llm_server import FakeLLMServer
+from documents.scoping import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_real_answer_shapes_are_logged_with_all_four_fields(ledger, settings, ll
         rec["algorithm"] and rec["reason"] and rec["expected_performance"] and rec["computational_cost"]
         for rec in log.llm_recommended_models
     )
-    assert selection_source_counts()["llm_discarded"] == 0
+    assert selection_source_counts(user=SYSTEM)["llm_discarded"] == 0
 
 
 @pytest.mark.parametrize("behaviour", ["malformed", "unknown", "error"])
@@ -71,7 +72,7 @@ def test_llm_failures_fall_back_to_the_rules(ledger, settings, llm_server, behav
     assert all(log.selection_source == "rules" and log.llm_error for log in logs)
     assert AnomalyDetection.objects.filter(is_anomaly=True).count() == 1  # detection still works
     # The dashboard counts each discarded answer once (the series that reused it are not counted).
-    assert selection_source_counts()["llm_discarded"] == len(llm_server.requests) >= 1
+    assert selection_source_counts(user=SYSTEM)["llm_discarded"] == len(llm_server.requests) >= 1
 
 
 def test_no_key_or_selection_off_never_calls_the_llm(ledger, settings, llm_server):

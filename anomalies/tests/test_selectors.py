@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomalies.selectors import detection_input_for_documents
+from anomalies.models import AnomalyFeedback
+from anomalies.selectors import portfolio_peer_stats, property_data_versions, property_lines_get, target_documents_get
 from anomalies.tests.conftest import ledger_amounts
 from anomalies.tests.factories import load_rows, series_rows
 from documents.models import DocumentUpload, Property
@@ -35,15 +36,14 @@ def portfolio(db):
     return load_rows(rows)
 
 
-def test_a_chunk_loads_its_whole_property_and_the_portfolio_peer_statistics(portfolio, django_assert_max_num_queries):
-    chunk = [portfolio[("A1", "income_statement", f"2023-0{m}")] for m in (3, 4)]
-    with django_assert_max_num_queries(6):
-        inp = detection_input_for_documents(document_ids=chunk)
+def test_a_property_is_loaded_whole_with_the_portfolio_peer_statistics(portfolio, django_assert_max_num_queries):
+    a1 = Property.objects.get(code="A1").id
+    portfolio_peer_stats()
+    with django_assert_max_num_queries(2):
+        inp = property_lines_get(property_id=a1)
 
     table = inp.table
-    a1 = Property.objects.get(code="A1").id
-    # Only A1, but all of it: every statement over every month (income 12 x 3 lines + the total,
-    # balance sheet 12 x 1), whatever else the chunk holds.
+    # Every statement over every month (income 12 x 3 lines + the total, balance sheet 12 x 1).
     assert set(table.property_ids) == {a1}
     assert table.n_rows == 37 + 12
     assert set(table.document_types) == {"income_statement", "balance_sheet"}
@@ -51,11 +51,13 @@ def test_a_chunk_loads_its_whole_property_and_the_portfolio_peer_statistics(port
     peers = inp.peers
     group = peers.groups[("income_statement", table.account_codes[~table.is_total][0])]
     assert set(peers.n_reporting[group]) == {6}
-    # The same statistics for another chunk (computed once per state of the portfolio).
-    other = detection_input_for_documents(document_ids=[portfolio[("H1", "income_statement", "2023-05")]])
+    # The same statistics for another property (computed once per state of the portfolio).
+    other = property_lines_get(property_id=Property.objects.get(code="H1").id)
     assert other.peers is peers
     # The writer's side arrays line up with the table.
-    assert set(inp.target_rows()) == set(np.flatnonzero(np.isin(inp.document_ids, chunk)))
+    chunk = [portfolio[("A1", "income_statement", f"2023-0{m}")] for m in (3, 4)]
+    rows = inp.rows_of_documents(chunk)
+    assert set(np.concatenate(list(rows.values()))) == set(np.flatnonzero(np.isin(inp.document_ids, chunk)))
     assert len(inp.amounts) == len(inp.period_ids) == table.n_rows
     assert set(table.periods) == {2023 * 12 + m for m in range(12)}
 
@@ -65,7 +67,32 @@ def test_old_versions_and_failed_extractions_are_left_out(portfolio):
     DocumentUpload.objects.filter(id=doc.id).update(is_latest=False)
     failed = portfolio[("A1", "income_statement", "2023-06")]
     DocumentUpload.objects.filter(id=failed).update(extraction_status="failed")
-    inp = detection_input_for_documents(document_ids=[doc.id, failed, portfolio[("A1", "income_statement", "2023-07")]])
+    inp = property_lines_get(property_id=doc.property_id)
     assert doc.id not in set(inp.document_ids) and failed not in set(inp.document_ids)
-    assert inp.targets[doc.id].is_latest is False
-    assert inp.targets[failed].extraction_status == "failed"
+    targets = target_documents_get(document_ids=[doc.id, failed])
+    assert targets[doc.id].is_latest is False and not targets[doc.id].is_live
+    assert targets[failed].extraction_status == "failed" and not targets[failed].is_live
+
+
+def test_a_propertys_data_version_changes_with_its_documents_and_verdicts_only(portfolio):
+    a1, a2 = (Property.objects.get(code=c).id for c in ("A1", "A2"))
+    before = property_data_versions(property_ids=[a1, a2])
+    assert property_data_versions(property_ids=[a1, a2]) == before  # nothing changed, nothing differs
+
+    doc = DocumentUpload.objects.get(id=portfolio[("A1", "income_statement", "2023-05")])
+    AnomalyFeedback.objects.create(
+        property_id=a1,
+        document_type=doc.document_type,
+        period=doc.period,
+        account_code="4010-0000",
+        feedback_type="dismissed",
+        is_anomaly=False,
+    )
+    after_verdict = property_data_versions(property_ids=[a1, a2])
+    assert after_verdict[a1] != before[a1] and after_verdict[a2] == before[a2]
+
+    DocumentUpload.objects.filter(id=doc.id).update(extraction_status="failed")
+    after_failure = property_data_versions(property_ids=[a1, a2])
+    assert after_failure[a1] != after_verdict[a1]
+    # The portfolio's peer statistics changed too: every property's results may differ.
+    assert after_failure[a2] != after_verdict[a2]

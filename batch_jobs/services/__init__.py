@@ -16,7 +16,7 @@ side effects happen after commit only (``dispatch``). Locks are always taken chu
 
 from batch_jobs.services.chunks import ClaimedChunk, chunk_process, job_run_inline, run_processor
 from batch_jobs.services.jobs import FLAG, job_cancel, job_run, job_submit
-from batch_jobs.services.leases import heartbeat_seconds, lease_seconds, max_chunk_attempts
+from batch_jobs.services.leases import lease_seconds
 from batch_jobs.services.reaper import chunks_requeue_expired
 
 __all__ = [
@@ -24,12 +24,10 @@ __all__ = [
     "ClaimedChunk",
     "chunk_process",
     "chunks_requeue_expired",
-    "heartbeat_seconds",
     "job_cancel",
     "job_run",
     "job_run_inline",
     "job_submit",
     "lease_seconds",
-    "max_chunk_attempts",
     "run_processor",
 ]

@@ -24,9 +24,9 @@ from batch_jobs.models import (
     JobStatus,
 )
 from batch_jobs.services import dispatch
-from documents.models import DocumentType, Property
+from documents.models import DocumentType
+from documents.scoping import properties_visible_to, sees_everything
 from kernel.exceptions import ApplicationError, ConflictError
-from kernel.filters import fits_db_id
 from kernel.flags import FeatureFlags
 from kernel.logging import log_event
 
@@ -65,13 +65,11 @@ def _filter_errors(
     document_types: Sequence[str],
     extraction_status_filter: str,
     processor: str,
+    user: AbstractBaseUser | None,
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if property_ids:
-        # An id no column can hold is unknown without asking (SQLite would overflow on it).
-        known = set(
-            Property.objects.filter(id__in=[pk for pk in property_ids if fits_db_id(pk)]).values_list("id", flat=True)
-        )
+        known = selectors.existing_property_ids(property_ids=property_ids, user=user)
         unknown = [pk for pk in property_ids if pk not in known]
         if unknown:
             errors["property_ids"] = [f"Unknown property ids: {', '.join(map(str, unknown))}"]
@@ -113,6 +111,14 @@ def job_submit(
     extraction_status_filter = extraction_status_filter or ExtractionStatusFilter.ALL
     property_ids = sorted({int(pk) for pk in property_ids or []})
     document_types = sorted(set(document_types or []))
+    user = initiated_by if initiated_by is not None and initiated_by.is_authenticated else None
+    if user is not None and not property_ids and not sees_everything(user):
+        # "Every property" means every property of the user's portfolios, named on the job.
+        property_ids = sorted(properties_visible_to(user).values_list("id", flat=True))
+        if not property_ids:
+            raise ApplicationError(
+                "Invalid batch job filters", field_errors={"property_ids": ["No property in your portfolios."]}
+            )
     errors = _filter_errors(
         property_ids=property_ids,
         date_range_start=date_range_start,
@@ -120,6 +126,7 @@ def job_submit(
         document_types=document_types,
         extraction_status_filter=extraction_status_filter,
         processor=processor,
+        user=user,
     )
     if errors:
         raise ApplicationError("Invalid batch job filters", field_errors=errors)
@@ -130,7 +137,6 @@ def job_submit(
         document_types=document_types,
         extraction_status_filter=extraction_status_filter,
     ).count()
-    user = initiated_by if initiated_by is not None and initiated_by.is_authenticated else None
     job = BatchReprocessingJob.objects.create(
         job_name=(job_name or "").strip() or f"Reprocess {timezone.now():%Y-%m-%d %H:%M}",
         initiated_by=user,

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from batch_jobs import services
 from batch_jobs.models import BatchReprocessingJob, JobStatus
 from batch_jobs.tests import factories
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ JOBS = "/api/v1/batch-reprocessing/jobs"
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("analyst", password="x")
+    return grant_default_portfolio(django_user_model.objects.create_user("analyst", password="x"))
 
 
 def client_with(user, *codenames: str) -> APIClient:
@@ -100,9 +101,11 @@ def test_503_names_the_flag_when_batch_reprocessing_is_off(user, monkeypatch):
 
 
 def test_list_is_paginated_and_filterable_by_status(user, settings):
+    # A user who is not a superuser sees jobs over properties of their portfolios.
+    mine = [factories.PropertyFactory().pk]
     for n in range(3):
-        factories.job(job_name=f"q{n}")
-    factories.job(job_name="done", status=JobStatus.COMPLETED)
+        factories.job(job_name=f"q{n}", property_ids=mine)
+    factories.job(job_name="done", status=JobStatus.COMPLETED, property_ids=mine)
     client = client_with(user)
     body = client.get(JOBS).json()
     assert body["count"] == 4 and len(body["results"]) == 4
@@ -120,10 +123,10 @@ def test_list_is_paginated_and_filterable_by_status(user, settings):
 
 def test_get_job_shows_progress_counts_and_results(user, settings):
     settings.BATCH_PROCESSING_CHUNK_SIZE = 2
-    factories.portfolio(properties=1, months=4)
+    documents = factories.portfolio(properties=1, months=4)
     job = services.job_submit(
         job_name="j",
-        property_ids=[],
+        property_ids=[documents[0].property_id],
         date_range_start=None,
         date_range_end=None,
         document_types=[],
@@ -141,7 +144,7 @@ def test_get_job_shows_progress_counts_and_results(user, settings):
 
 
 def test_cancel_a_queued_job_then_409_when_finished(user):
-    job = factories.job()
+    job = factories.job(property_ids=[factories.PropertyFactory().pk])
     client = client_with(user, "change_batchreprocessingjob")
     response = client.post(f"{JOBS}/{job.pk}/cancel")
     assert response.status_code == 200

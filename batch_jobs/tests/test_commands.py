@@ -39,6 +39,20 @@ def test_reprocess_creates_and_queues_a_job_with_the_filters():
 
 
 @pytest.mark.django_db
+def test_reprocess_inline_runs_the_job_here_and_reports_skipped_documents():
+    docs = factories.portfolio(properties=1, months=6, lines=3)
+    docs[2].line_items.all().delete()
+    out = StringIO()
+    call_command("reprocess", "--inline", "--name", "no worker", stdout=out)
+    job = BatchReprocessingJob.objects.get()
+    assert job.status == JobStatus.COMPLETED
+    assert (job.processed_documents, job.skipped_documents) == (6, 1)
+    text = out.getvalue()
+    assert f"Job #{job.pk} completed" in text and "6/6 documents" in text
+    assert "skipped 1 document(s): " in text
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("args", "message"),
     [

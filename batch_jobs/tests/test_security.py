@@ -18,6 +18,7 @@ from batch_jobs.tests import factories
 from documents.models import DocumentType
 from kernel.exceptions import ApplicationError
 from kernel.throttles import THROTTLE_CACHE_ALIAS
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ REPROCESS = "/api/v1/batch-reprocessing/reprocess"
 @pytest.fixture
 def manager_client(django_user_model):
     caches[THROTTLE_CACHE_ALIAS].clear()
-    user = django_user_model.objects.create_user("manager")
+    user = grant_default_portfolio(django_user_model.objects.create_user("manager"))
     for codename in ("add_batchreprocessingjob", "change_batchreprocessingjob"):
         user.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label="batch_jobs"))
     client = APIClient()
@@ -52,7 +53,7 @@ def test_job_creation_is_throttled_with_429(manager_client, settings):
 
 def test_each_state_change_writes_one_structured_line(event_lines, django_user_model, django_capture_on_commit_callbacks):
     factories.portfolio(properties=1, months=2)
-    user = django_user_model.objects.create_user("m", password="secret-password-1")
+    user = grant_default_portfolio(django_user_model.objects.create_user("m", password="secret-password-1"))
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_submit(
             job_name="nightly",

@@ -13,6 +13,7 @@ from batch_jobs.services import chunks
 from batch_jobs.tests import factories
 from kernel.exceptions import ApplicationError, ConflictError
 from kernel.flags import FeatureDisabled
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 
@@ -86,9 +87,11 @@ def test_create_counts_latest_versions_matching_every_filter():
 
 
 def test_create_records_user_and_default_name(django_user_model):
-    user = django_user_model.objects.create_user("ana")
+    user = grant_default_portfolio(django_user_model.objects.create_user("ana"))
+    prop = factories.PropertyFactory()
     job = create(job_name="  ", initiated_by=user)
     assert job.initiated_by == user
+    assert job.property_ids == [prop.pk]  # "every property" of a user's portfolios, named
     assert job.job_name.startswith("Reprocess ")
     assert job.status == JobStatus.QUEUED
 
@@ -231,11 +234,13 @@ def test_reaper_resends_pending_chunks_of_a_stalled_job_once_per_lease_period():
     factories.portfolio(properties=1, months=2)
     job = started(create())
     before = job.chunks.get().task_id
-    assert services.chunks_requeue_expired() == {}  # just dispatched: its messages may be queued
+    # The broker's chunk queue is empty: the chunk's message is gone.
+    assert services.chunks_requeue_expired(queue_depth=0) == {}  # just dispatched: a worker may hold it
     factories.age_job(job, seconds=services.lease_seconds() + 1)
-    assert services.chunks_requeue_expired() == {"chunks_resent": 1}
+    assert services.chunks_requeue_expired(queue_depth=1) == {}  # its message still waits in the queue
+    assert services.chunks_requeue_expired(queue_depth=0) == {"chunks_resent": 1}
     assert job.chunks.get().task_id != before
-    assert services.chunks_requeue_expired() == {}  # not again before another quiet lease period
+    assert services.chunks_requeue_expired(queue_depth=0) == {}  # not again before another quiet lease period
 
 
 # --- cancel -------------------------------------------------------------------------------------------

@@ -77,8 +77,8 @@ from pathlib import Path
 import numpy as np
 
 from documents.parsing.common import CANONICAL_COLUMNS
+from kernel.vocabulary import DOCUMENT_TYPES
 
-DOCUMENT_TYPES: tuple[str, ...] = ("balance_sheet", "income_statement", "cash_flow", "rent_roll", "mortgage_statement")
 ANOMALY_KINDS: tuple[str, ...] = (
     "decimal_shift",
     "sign_flip",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from kernel.periods import parse_period  # noqa: F401 - re-exported for the parsers
+from kernel.vocabulary import DOCUMENT_TYPES, PROPERTY_TYPES  # noqa: F401 - re-exported for the parsers
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "property_code",
@@ -20,21 +21,15 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "amount",
     "is_total",
 )
+# Optional columns a file may add to the canonical ones (the demo and exports never write them).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("portfolio_code",)
+ACCEPTED_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *OPTIONAL_COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(
     {"property_code", "document_type", "period", "account_code", "account_name", "amount"}
 )
-# Mirrors documents.models.DocumentType / PropertyType; kept here so parsing stays Django-free
-# (documents/tests/test_parsing.py checks the two lists agree).
-DOCUMENT_TYPES: tuple[str, ...] = (
-    "balance_sheet",
-    "income_statement",
-    "cash_flow",
-    "rent_roll",
-    "mortgage_statement",
-)
-PROPERTY_TYPES: tuple[str, ...] = ("retail", "office", "multifamily", "industrial", "mixed_use", "hotel")
 
-PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")  # \Z: '$' would accept a trailing newline
+PROPERTY_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")
+PORTFOLIO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}\Z")  # \Z: '$' would accept a trailing newline
 # [0-9], not \d: \d also matches other scripts' digits ('２０２４', '١٢٣') and int()/Decimal()
 # would quietly accept them.
 # Plain (-1234.50), grouped (1,234.50) and accounting negatives ((1234.50)); at most 2 decimals
@@ -48,6 +43,14 @@ AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
 
 MAX_LISTED_ERRORS = 100  # errors listed by one rejected import; the rest are counted
 MAX_ECHOED = 200  # characters of an offending cell quoted in an error
+# Bidi controls and zero-width characters: invisible, they make two codes look the same or
+# reorder what a reviewer reads ("Trojan source"). Names lose them; a code holding one is refused.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(value: str) -> str:
+    return _INVISIBLE_RE.sub("", value)
+
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -144,6 +147,7 @@ class CanonicalRow:
     is_total: bool = False
     property_name: str = ""
     property_type: str = ""
+    portfolio_code: str = ""  # used only when the property is first seen
     row: int | str = 0  # where it came from, for messages
     # PDF only: the whole row's box, and one box per field ('account_code', 'account_name', 'amount').
     box: FieldBox | None = None
@@ -227,8 +231,8 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
     for index, name in enumerate(names):
         if not name:
             raise ImportFileError(file, 1, label(index, f"#{index + 1}"), "empty column name in the header")
-        if name not in CANONICAL_COLUMNS:
-            expected = ", ".join(CANONICAL_COLUMNS)
+        if name not in ACCEPTED_COLUMNS:
+            expected = ", ".join(ACCEPTED_COLUMNS)
             message = f"unknown column {cell_repr(name)} (expected {expected})"
             raise ImportFileError(file, 1, label(index, name[:MAX_ECHOED]), message)
         if name in seen:
@@ -259,6 +263,9 @@ def build_row(
     def text(name: str) -> str:
         return str(merged.get(name) or "").strip()
 
+    def name_text(name: str) -> str:
+        return strip_invisible(text(name)).strip()
+
     def fail(name: str, message: str) -> None:
         nonlocal failed
         failed = True
@@ -273,9 +280,12 @@ def build_row(
             "property_type",
             f"unknown property type {cell_repr(property_type)} (expected one of {', '.join(PROPERTY_TYPES)})",
         )
-    property_name = text("property_name")
+    property_name = name_text("property_name")
     if len(property_name) > MAX_PROPERTY_NAME:
         fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
+    portfolio_code = text("portfolio_code")
+    if portfolio_code and not PORTFOLIO_CODE_RE.match(portfolio_code):
+        fail("portfolio_code", f"bad portfolio code {cell_repr(portfolio_code)} (1-30 letters, digits, '_' or '-')")
     document_type = text("document_type")
     if document_type not in DOCUMENT_TYPES:
         fail(
@@ -293,7 +303,9 @@ def build_row(
         fail("account_code", "empty account code")
     elif len(account_code) > MAX_ACCOUNT_CODE:
         fail("account_code", f"longer than {MAX_ACCOUNT_CODE} characters")
-    account_name = text("account_name")
+    elif _INVISIBLE_RE.search(account_code):
+        fail("account_code", "invisible character (bidi control or zero-width) in the account code")
+    account_name = name_text("account_name")
     if not account_name:
         fail("account_name", "empty account name")
     elif len(account_name) > MAX_ACCOUNT_NAME:
@@ -320,6 +332,7 @@ def build_row(
         is_total=is_total,
         property_name=property_name,
         property_type=property_type,
+        portfolio_code=portfolio_code,
         row=row,
     )
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from documents.models import DocumentUpload, LineItem
 from documents.tests.helpers import csv_bytes, statement_rows, xlsx_bytes
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/documents/"
@@ -20,7 +21,7 @@ def _upload(name: str, data: bytes) -> SimpleUploadedFile:
 
 @pytest.fixture
 def importer(api_client):
-    user = User.objects.create_user("importer", password="pw-importer-1")
+    user = grant_default_portfolio(User.objects.create_user("importer", password="pw-importer-1"))
     user.user_permissions.add(Permission.objects.get(codename="add_documentupload"))
     api_client.force_authenticate(user)
     return api_client
@@ -28,7 +29,7 @@ def importer(api_client):
 
 @pytest.fixture
 def reader(api_client):
-    api_client.force_authenticate(User.objects.create_user("reader", password="pw-reader-1"))
+    api_client.force_authenticate(grant_default_portfolio(User.objects.create_user("reader", password="pw-reader-1")))
     return api_client
 
 

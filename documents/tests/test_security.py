@@ -11,6 +11,7 @@ from django.test import override_settings
 from documents.models import ChartOfAccount, DocumentUpload, LineItem, Property
 from documents.services import UploadedSource, documents_import
 from documents.tests.helpers import csv_bytes, statement_rows
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/documents/"
@@ -44,7 +45,7 @@ def _nothing_written() -> bool:
 
 @pytest.fixture
 def importer(api_client):
-    user = User.objects.create_user("importer", password="pw-importer-1")
+    user = grant_default_portfolio(User.objects.create_user("importer", password="pw-importer-1"))
     user.user_permissions.add(Permission.objects.get(codename="add_documentupload"))
     api_client.force_authenticate(user)
     api_client.user = user
@@ -159,7 +160,7 @@ def test_imports_over_the_rate_answer_429_and_write_nothing(importer, api_client
         # Reading is not throttled.
         assert importer.get(URL).status_code == 200
         # Another user has a budget of their own.
-        other = User.objects.create_user("other", password="pw-other-1")
+        other = grant_default_portfolio(User.objects.create_user("other", password="pw-other-1"))
         other.user_permissions.add(Permission.objects.get(codename="add_documentupload"))
         api_client.force_authenticate(other)
         again = api_client.post(
@@ -302,7 +303,7 @@ def test_huge_or_odd_ids_answer_404(importer, document_id):
 
 # --- The import log ------------------------------------------------------------------------------
 def test_every_import_writes_one_structured_line(event_lines):
-    user = User.objects.create_user("loader", password="pw-loader-1")
+    user = grant_default_portfolio(User.objects.create_user("loader", password="pw-loader-1"))
     documents_import(files=[UploadedSource("a.csv", csv_bytes(statement_rows()))], uploaded_by=user, channel="api")
     documents_import(files=[UploadedSource("a.csv", csv_bytes(statement_rows()))], uploaded_by=user)
     with pytest.raises(Exception, match="row 2, column amount"):

@@ -15,6 +15,7 @@ from documents.models import (
     LineItem,
     Property,
 )
+from documents.scoping import SYSTEM
 from documents.selectors import document_list, documents_latest, line_item_list
 from documents.services import (
     DocumentImportError,
@@ -187,15 +188,17 @@ def test_document_list_filters_and_latest_by_default():
     rows = statement_rows() + statement_rows(period="2024-03") + statement_rows("P200", "cash_flow", "2024-02")
     _import(("a.csv", csv_bytes(rows)))
     _import(("b.csv", csv_bytes(statement_rows(rent="9.00"))))
-    assert document_list().count() == 3
-    assert document_list(filters={"latest": False}).count() == 4
-    assert document_list(filters={"property": "P200"}).get().document_type == "cash_flow"
-    assert document_list(filters={"document_type": "income_statement"}).count() == 2
-    assert document_list(filters={"document_type": ["cash_flow", "income_statement"]}).count() == 3
-    assert [d.period.label for d in document_list(filters={"period_from": "2024-02", "period_to": "2024-02"})] == ["2024-02"]
-    assert document_list(filters={"extraction_status": "failed"}).count() == 0
+    assert document_list(user=SYSTEM).count() == 3
+    assert document_list(user=SYSTEM, filters={"latest": False}).count() == 4
+    assert document_list(user=SYSTEM, filters={"property": "P200"}).get().document_type == "cash_flow"
+    assert document_list(user=SYSTEM, filters={"document_type": "income_statement"}).count() == 2
+    assert document_list(user=SYSTEM, filters={"document_type": ["cash_flow", "income_statement"]}).count() == 3
+    assert [
+        d.period.label for d in document_list(user=SYSTEM, filters={"period_from": "2024-02", "period_to": "2024-02"})
+    ] == ["2024-02"]
+    assert document_list(user=SYSTEM, filters={"extraction_status": "failed"}).count() == 0
     with pytest.raises(ApplicationError) as caught:
-        document_list(filters={"period_from": "2024-1"})
+        document_list(user=SYSTEM, filters={"period_from": "2024-1"})
     assert "period_from" in caught.value.field_errors
 
 

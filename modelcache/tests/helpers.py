@@ -10,7 +10,11 @@ import factory
 import numpy as np
 from pyod.models.hbos import HBOS
 
+from anomalies.detection.provider import ModelRequest, SeriesModelKey
 from documents.models import Property
+from modelcache.services import CacheOutcome, ModelCache, get_or_train_model
+
+CONFIG = {"min_history": 4}
 
 
 @dataclass
@@ -82,3 +86,24 @@ class PropertyFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Property
+
+
+def request_for(
+    prop: Property, account: str = "4010-0000", *, document_type: str = "income_statement", config: dict | None = None
+) -> ModelRequest:
+    """What the engine would ask for this series."""
+    return ModelRequest(SeriesModelKey(prop.pk, document_type, account), "auto", CONFIG if config is None else config)
+
+
+def lookup(
+    prop: Property,
+    x: np.ndarray,
+    trainer: Any,
+    *,
+    account: str = "4010-0000",
+    cache: ModelCache | None = None,
+    config: dict | None = None,
+    document_type: str = "income_statement",
+) -> tuple[Any, CacheOutcome]:
+    request = request_for(prop, account, document_type=document_type, config=config)
+    return get_or_train_model(request=request, x_train=x, train=trainer, cache=cache)

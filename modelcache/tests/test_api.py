@@ -8,8 +8,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from modelcache.models import AnomalyModelCache
-from modelcache.services import flush_usage, get_or_train_model
-from modelcache.tests.helpers import CountingTrainer, PropertyFactory, series
+from modelcache.services import default_cache
+from modelcache.tests.helpers import CountingTrainer, PropertyFactory, lookup, series
+from reims.testing import grant_default_portfolio
 
 pytestmark = pytest.mark.django_db
 LIST = "/api/v1/model-cache/"
@@ -24,20 +25,12 @@ def make_entries(prop, accounts=("4010", "4020", "4030"), lookups_each=1):
     x = series(1)
     for account in accounts:
         for _ in range(lookups_each):
-            get_or_train_model(
-                property_id=prop.pk,
-                account_code=account,
-                model_type="auto",
-                config={},
-                X_train=x,
-                train=CountingTrainer(x),
-                document_type="income_statement",
-            )
+            lookup(prop, x, CountingTrainer(x), account=account, config={})
     return list(AnomalyModelCache.objects.filter(property=prop).order_by("account_code"))
 
 
 def client_for(*, perms: tuple[str, ...] = ()) -> APIClient:
-    user = User.objects.create_user(f"user{User.objects.count()}", password="x")
+    user = grant_default_portfolio(User.objects.create_user(f"user{User.objects.count()}", password="x"))
     for codename in perms:
         user.user_permissions.add(Permission.objects.get(codename=codename))
     client = APIClient()
@@ -77,7 +70,7 @@ def test_list_is_paginated_filtered_and_never_sends_the_binary(admin_api_client,
 def test_stats_report_hit_rate_per_tier(admin_api_client):
     prop = PropertyFactory()
     make_entries(prop, accounts=("4010", "4020"), lookups_each=4)  # 2 misses then 6 LRU hits
-    flush_usage()
+    default_cache().flush_usage()
     body = admin_api_client.get(STATS).json()
     everyone = body["all_processes"]
     assert everyone["lookups"] == 8
@@ -133,7 +126,7 @@ def test_urls_are_named_in_the_api_namespace():
 def test_admin_changelist_shows_hit_rate_size_and_filters(admin_client):
     prop = PropertyFactory(code="ADM1")
     make_entries(prop, accounts=("4010", "4020"), lookups_each=2)
-    flush_usage()
+    default_cache().flush_usage()
     response = admin_client.get("/admin/modelcache/anomalymodelcache/")
     assert response.status_code == 200
     html = response.content.decode()

@@ -10,8 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from modelcache.models import AnomalyModelCache
-from modelcache.services import get_or_train_model
-from modelcache.tests.helpers import CountingTrainer, PropertyFactory, series
+from modelcache.tests.helpers import CountingTrainer, PropertyFactory, lookup, series
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +21,7 @@ def portfolio():
     x = series(1)
     for prop in (a, b):
         for account in ("4010", "4020"):
-            get_or_train_model(
-                property_id=prop.pk,
-                account_code=account,
-                model_type="auto",
-                config={},
-                X_train=x,
-                train=CountingTrainer(x),
-            )
+            lookup(prop, x, CountingTrainer(x), account=account, config={})
     return a, b
 
 

@@ -14,41 +14,37 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from anomalies.detection import detectors, engine
+from anomalies.detection.features import FEATURE_NAMES
+from anomalies.detection.provider import CURRENT_FEATURE_VERSION, ModelRequest, SeriesModelKey, generate_model_key
 from kernel.exceptions import ApplicationError
 from modelcache import envelope
 from modelcache.models import AnomalyModelCache, ModelCacheStats
 from modelcache.services import (
-    DRIFT_SAMPLE_MAX,
     CachedModelProvider,
     CacheOutcome,
     ModelCache,
-    cache_model,
+    cached_models,
     cleanup_model_cache,
     default_cache,
-    flush_usage,
-    generate_model_key,
     get_or_train_model,
     invalidate_cache,
-    series_model_key,
-    should_invalidate,
 )
-from modelcache.tests.helpers import CountingTrainer, PropertyFactory, malicious_pickle, series, train_hbos
+from modelcache.services.rules import DRIFT_SAMPLE_MAX, should_invalidate
+from modelcache.tests.helpers import (
+    CONFIG,
+    CountingTrainer,
+    PropertyFactory,
+    lookup,
+    malicious_pickle,
+    request_for,
+    series,
+    train_hbos,
+)
 
 pytestmark = pytest.mark.django_db
-CONFIG = {"min_history": 4}
-
-
-def lookup(prop, x, trainer, *, account="4010-0000", cache=None, config=CONFIG, document_type="income_statement"):
-    return get_or_train_model(
-        property_id=prop.pk,
-        account_code=account,
-        model_type="auto",
-        config=config,
-        X_train=x,
-        train=trainer,
-        document_type=document_type,
-        cache=cache,
-    )
+# Room for every model of a test (the HBOS stand-ins are a few KB each).
+ROOMY = 10_000_000
 
 
 def the_row(prop, account="4010-0000") -> AnomalyModelCache:
@@ -77,10 +73,35 @@ def test_generate_model_key_is_sha256_of_sorted_json_of_the_four_parts():
     assert key not in others and len(others) == 4
 
 
-def test_document_type_separates_models_of_the_same_account():
-    a = series_model_key(property_id=1, account_code="1000", model_type="auto", config={}, document_type="cash_flow")
-    b = series_model_key(property_id=1, account_code="1000", model_type="auto", config={}, document_type="balance_sheet")
-    assert a != b
+def test_document_type_model_version_and_feature_version_separate_keys():
+    series_key = SeriesModelKey(1, "cash_flow", "1000")
+    base = ModelRequest(series_key, "auto", CONFIG)
+    others = {
+        ModelRequest(SeriesModelKey(1, "balance_sheet", "1000"), "auto", CONFIG).model_key,
+        ModelRequest(series_key, "auto", CONFIG, model_version="reims-detect-0.9").model_key,
+        ModelRequest(series_key, "auto", CONFIG, feature_version="0:level").model_key,
+    }
+    assert base.model_key not in others and len(others) == 3
+    assert base.model_version == detectors.MODEL_VERSION
+    assert base.feature_version == CURRENT_FEATURE_VERSION and ",".join(FEATURE_NAMES) in CURRENT_FEATURE_VERSION
+    # Still the seed's formula: sha256 of the sorted JSON of the four parts.
+    assert base.model_key == generate_model_key(1, "1000", "auto", base.key_config())
+
+
+def test_a_feature_change_stops_serving_the_old_model():
+    prop = PropertyFactory()
+    x = series(1)
+    trainer = CountingTrainer(x)
+    old = request_for(prop)
+    get_or_train_model(request=old, x_train=x, train=trainer)
+    new = ModelRequest(old.series, old.model_type, old.config, feature_version=old.feature_version + "+new")
+    _, outcome = get_or_train_model(request=new, x_train=x, train=trainer)
+    assert outcome is CacheOutcome.MISS and trainer.calls == 2
+    assert set(AnomalyModelCache.objects.values_list("model_key", flat=True)) == {old.model_key, new.model_key}
+    default_cache().lru.clear()
+    provider = CachedModelProvider()
+    assert provider.prefetch([new]) == 1  # only the model of the current versions is loaded
+    assert list(default_cache().lru.keys()) == [new.model_key]
 
 
 # --- Tiers ----------------------------------------------------------------------------------------
@@ -119,29 +140,24 @@ def test_disabled_flag_bypasses_everything(cache_disabled, django_assert_num_que
         for _ in range(3):
             model, outcome = lookup(prop, x, trainer)
             assert outcome is CacheOutcome.BYPASS
-        assert CachedModelProvider().prefetch([(prop.pk, "income_statement", "4010-0000")]) == 0
+        assert CachedModelProvider().prefetch([request_for(prop)]) == 0
     assert trainer.calls == 3
     assert not AnomalyModelCache.objects.exists()
     assert len(default_cache()) == 0
 
 
-def test_lru_is_bounded_and_evicts_the_least_recently_used():
+def test_lru_is_bounded_in_bytes_and_evicts_the_least_recently_used():
     prop = PropertyFactory()
-    cache = ModelCache(lru_size=3)
     x = series(1)
+    lookup(prop, x, CountingTrainer(x), account="4000")
+    size = the_row(prop, "4000").size_bytes  # the HBOS stand-ins all serialise to about this
+    cache = ModelCache(max_bytes=int(size * 3.5))
     keys = []
     for i in range(4):
         lookup(prop, x, CountingTrainer(x), account=f"40{i}0", cache=cache)
-        keys.append(
-            series_model_key(
-                property_id=prop.pk,
-                account_code=f"40{i}0",
-                model_type="auto",
-                config=CONFIG,
-                document_type="income_statement",
-            )
-        )
+        keys.append(request_for(prop, f"40{i}0").model_key)
     assert len(cache) == 3 and keys[0] not in cache
+    assert cache.lru.total_bytes <= cache.lru.max_bytes
 
     lookup(prop, x, CountingTrainer(x), account="4010", cache=cache)  # touch: most recent now
     lookup(prop, x, CountingTrainer(x), account="4990", cache=cache)  # evicts the oldest: 4020
@@ -149,12 +165,24 @@ def test_lru_is_bounded_and_evicts_the_least_recently_used():
     assert AnomalyModelCache.objects.count() == 5  # evicted from memory, still in the table
 
 
+def test_a_model_larger_than_the_whole_lru_is_served_but_not_kept():
+    prop = PropertyFactory()
+    x = series(1)
+    cache = ModelCache(max_bytes=100)
+    trainer = CountingTrainer(x)
+    model, outcome = lookup(prop, x, trainer, cache=cache)
+    assert outcome is CacheOutcome.MISS and model is not None and len(cache) == 0
+    again, outcome = lookup(prop, x, trainer, cache=cache)
+    assert outcome is CacheOutcome.DB_HIT and trainer.calls == 1
+    np.testing.assert_allclose(again.decision_function(x), model.decision_function(x))
+
+
 # --- Usage without a write per hit -----------------------------------------------------------------
 
 
 def test_hits_write_nothing_until_flush_and_flush_is_a_few_queries(django_assert_num_queries, django_assert_max_num_queries):
     prop = PropertyFactory()
-    cache = ModelCache(lru_size=100, flush_every=10_000, flush_seconds=3600)
+    cache = ModelCache(max_bytes=ROOMY, flush_every=10_000, flush_seconds=3600)
     x = series(1)
     for i in range(5):
         lookup(prop, x, CountingTrainer(x), account=f"50{i}0", cache=cache)
@@ -178,7 +206,7 @@ def test_hits_write_nothing_until_flush_and_flush_is_a_few_queries(django_assert
 
 def test_usage_is_flushed_by_itself_every_n_hits():
     prop = PropertyFactory()
-    cache = ModelCache(lru_size=10, flush_every=50, flush_seconds=3600)
+    cache = ModelCache(max_bytes=ROOMY, flush_every=50, flush_seconds=3600)
     x = series(1)
     lookup(prop, x, CountingTrainer(x), cache=cache)
     for _ in range(120):
@@ -193,7 +221,7 @@ def test_flush_usage_of_the_default_cache_and_stats_hit_rate():
     x = series(1)
     lookup(prop, x, CountingTrainer(x))
     lookup(prop, x, CountingTrainer(x))
-    flush_usage()
+    default_cache().flush_usage()
     assert the_row(prop).use_count == 1
     assert default_cache().counters.snapshot()["lru_hit"] == 1
 
@@ -303,9 +331,9 @@ def test_drift_and_feature_count_are_also_checked_on_lru_copies():
 def test_expiry_is_checked_on_lru_copies():
     prop = PropertyFactory()
     x = series(1)
-    cache = ModelCache(lru_size=10)
+    cache = ModelCache(max_bytes=ROOMY)
     lookup(prop, x, CountingTrainer(x), cache=cache)
-    entry = cache._get(cache.keys()[0])
+    entry = cache.lru.get(cache.lru.keys()[0])
     entry.expires_at = timezone.now() - timedelta(seconds=1)  # as revalidation would have read it
     trainer = CountingTrainer(x)
     _, outcome = lookup(prop, x, trainer, cache=cache)
@@ -357,7 +385,7 @@ def test_tampered_blob_is_refused_never_loaded_logged_deactivated_and_retrained(
 def test_refused_blob_stays_deactivated_with_its_reason_when_seen_in_a_batch(stored, tmp_path):
     prop, _x, row = stored
     AnomalyModelCache.objects.filter(pk=row.pk).update(model_binary=malicious_pickle(str(tmp_path / "pwned")))
-    assert default_cache().get_many([row.model_key]) == {}
+    assert cached_models(model_keys=[row.model_key]) == {}
     row.refresh_from_db()
     assert not row.is_active and row.invalidated_reason.startswith("refused: not a model cache envelope")
     assert not (tmp_path / "pwned").exists()
@@ -376,17 +404,17 @@ def test_lru_copy_invalidated_elsewhere_is_dropped_at_the_next_run():
     prop = PropertyFactory()
     x = series(1)
     provider = CachedModelProvider()
-    key = (prop.pk, "income_statement", "4010-0000")
+    key = request_for(prop)
     trainer = CountingTrainer(x)
-    provider.get_or_train(key, "auto", CONFIG, x, trainer)
+    provider.get_or_train(key, x, trainer)
     # Another process invalidates the row: a plain UPDATE, our LRU is not told.
     AnomalyModelCache.objects.filter(property=prop).update(is_active=False, generation=2)
 
-    provider.get_or_train(key, "auto", CONFIG, x, trainer)
+    provider.get_or_train(key, x, trainer)
     assert trainer.calls == 1  # same run, within the revalidation window: the copy is still used
 
     next_run = CachedModelProvider()
-    next_run.get_or_train(key, "auto", CONFIG, x, trainer)
+    next_run.get_or_train(key, x, trainer)
     assert trainer.calls == 2 and next_run.outcomes == {"stale": 1}
     assert the_row(prop).is_active
 
@@ -394,7 +422,7 @@ def test_lru_copy_invalidated_elsewhere_is_dropped_at_the_next_run():
 def test_lru_copy_is_revalidated_after_the_window():
     prop = PropertyFactory()
     x = series(1)
-    cache = ModelCache(lru_size=10, revalidate_seconds=0)
+    cache = ModelCache(max_bytes=ROOMY, revalidate_seconds=0)
     trainer = CountingTrainer(x)
     lookup(prop, x, trainer, cache=cache)
     AnomalyModelCache.objects.filter(property=prop).update(is_active=False, generation=5)
@@ -421,21 +449,10 @@ def test_invalidate_cache_filters_and_evicts_local_copies():
     assert invalidate_cache(everything=True, reason="manual: all") == 2
 
 
-def test_cache_model_stores_directly():
-    prop = PropertyFactory()
-    x = series(1)
-    row = cache_model(property_id=prop.pk, account_code="4010", model_type="HBOS", config={}, model=train_hbos(x), X_train=x)
-    assert row.model_key == generate_model_key(prop.pk, "4010", "HBOS", {}) and row.is_active
-    _, outcome = get_or_train_model(
-        property_id=prop.pk, account_code="4010", model_type="HBOS", config={}, X_train=x, train=CountingTrainer(x)
-    )
-    assert outcome is CacheOutcome.LRU_HIT
-
-
 # --- Batch form ----------------------------------------------------------------------------------
 
 
-def test_get_many_loads_a_chunk_in_one_query(django_assert_num_queries):
+def test_cached_models_loads_a_chunk_in_one_query(django_assert_num_queries):
     prop = PropertyFactory()
     x = series(1)
     keys = []
@@ -444,7 +461,7 @@ def test_get_many_loads_a_chunk_in_one_query(django_assert_num_queries):
         keys.append(the_row(prop, f"6{i:03d}").model_key)
     default_cache().clear()
     with django_assert_num_queries(1):
-        models = default_cache().get_many(keys + ["0" * 64])
+        models = cached_models(model_keys=keys + ["0" * 64])
     assert set(models) == set(keys)
     with django_assert_num_queries(0):
         _, outcome = lookup(prop, x, CountingTrainer(x), account="6000")
@@ -453,77 +470,80 @@ def test_get_many_loads_a_chunk_in_one_query(django_assert_num_queries):
     assert outcome is CacheOutcome.LRU_HIT
 
 
-def test_provider_prefetch_by_series_costs_at_most_two_queries(django_assert_max_num_queries, django_assert_num_queries):
+def test_provider_prefetch_costs_at_most_two_queries(django_assert_max_num_queries, django_assert_num_queries):
     props = [PropertyFactory(), PropertyFactory()]
     x = series(1)
-    series_keys = []
+    requests = []
     for prop in props:
         for i in range(8):
             lookup(prop, x, CountingTrainer(x), account=f"7{i:03d}")
-            series_keys.append((prop.pk, "income_statement", f"7{i:03d}"))
+            requests.append(request_for(prop, f"7{i:03d}"))
     lookup(props[0], x, CountingTrainer(x), account="7000", document_type="cash_flow")  # not asked for
     default_cache().clear()
 
     provider = CachedModelProvider()
     with django_assert_max_num_queries(2):
-        assert provider.prefetch(series_keys) == 16
+        assert provider.prefetch(requests) == 16
     trainer = CountingTrainer(x)
     with django_assert_num_queries(0):
-        for key in series_keys:
-            provider.get_or_train(key, "auto", CONFIG, x, trainer)
+        for request in requests:
+            provider.get_or_train(request, x, trainer)
     assert trainer.calls == 0 and provider.outcomes == {"db_hit": 16}
+    assert len(default_cache()) == 16
 
     # Next run: the 16 LRU copies are revalidated in one light query, nothing is reloaded.
     next_run = CachedModelProvider()
     with django_assert_max_num_queries(1):
-        assert next_run.prefetch(series_keys) == 16
+        assert next_run.prefetch(requests) == 16
     with django_assert_num_queries(0):
-        for key in series_keys:
-            next_run.get_or_train(key, "auto", CONFIG, x, trainer)
+        for request in requests:
+            next_run.get_or_train(request, x, trainer)
     assert next_run.outcomes == {"lru_hit": 16}
 
 
-def test_provider_prefetch_of_exact_keys_and_flush_on_exit():
+def test_provider_flushes_usage_on_exit():
     prop = PropertyFactory()
     x = series(1)
-    key = (prop.pk, "income_statement", "4010-0000")
+    request = request_for(prop)
     with CachedModelProvider() as provider:
-        provider.get_or_train(key, "auto", CONFIG, x, CountingTrainer(x))
+        provider.get_or_train(request, x, CountingTrainer(x))
     default_cache().clear()
     with CachedModelProvider() as provider:
-        assert provider.prefetch([(key, "auto", CONFIG)]) == 1
-        provider.get_or_train(key, "auto", CONFIG, x, CountingTrainer(x))
+        assert provider.prefetch([request]) == 1
+        provider.get_or_train(request, x, CountingTrainer(x))
     assert the_row(prop).use_count == 1
 
 
 def test_provider_with_the_real_detection_engine():
-    engine = pytest.importorskip("anomalies.detection.engine")
-    detectors = pytest.importorskip("anomalies.detection.detectors")
     prop = PropertyFactory()
-    x = series(3, cols=len(getattr(engine, "FEATURE_NAMES", ())) or 6)
-    key = engine.SeriesModelKey(prop.pk, "income_statement", "4010-0000")
+    x = series(3, cols=len(FEATURE_NAMES))
+    series_key = SeriesModelKey(prop.pk, "income_statement", "4010-0000")
+    request = ModelRequest(series_key, "auto", {"min_history": engine.MIN_HISTORY})
     calls = []
 
     def train():
         calls.append(1)
         return detectors.train_model("ECOD", x, seed=0)
 
-    first = CachedModelProvider().get_or_train(key, "auto", {"min_history": 4}, x, train)
+    first = CachedModelProvider().get_or_train(request, x, train)
     default_cache().clear()
     provider = CachedModelProvider()
-    second = provider.get_or_train(key, "auto", {"min_history": 4}, x, train)
+    second = provider.get_or_train(request, x, train)
     assert len(calls) == 1 and provider.outcomes == {"db_hit": 1}
     np.testing.assert_allclose(second.calibrated_z(x), first.calibrated_z(x))
-    assert the_row(prop).model_type == "ECOD"
+    row = the_row(prop)
+    assert row.model_type == "ECOD" and row.model_key == request.model_key
+    assert row.model_version == first.model_version
 
 
-# --- Concurrency (PostgreSQL) ------------------------------------------------------------------------
+# --- Concurrency (both backends) ---------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_training_the_same_key_leave_one_entry_and_no_error():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL")
+    # Two threads with their own connections: on PostgreSQL the second insert waits on the unique
+    # index, on SQLite (a file, IMMEDIATE transactions) on the write lock; either way it fails
+    # with IntegrityError once the first commits, and its worker reads and uses the winner.
     prop = PropertyFactory()
     barrier = threading.Barrier(2, timeout=30)
     results: dict[int, object] = {}
@@ -539,13 +559,10 @@ def test_two_workers_training_the_same_key_leave_one_entry_and_no_error():
 
         try:
             results[n] = get_or_train_model(
-                property_id=prop.pk,
-                account_code="4010",
-                model_type="auto",
-                config=CONFIG,
-                X_train=x,
+                request=request_for(prop, "4010"),
+                x_train=x,
                 train=train,
-                cache=ModelCache(lru_size=10),  # one per worker process
+                cache=ModelCache(max_bytes=ROOMY),  # one per worker process
             )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

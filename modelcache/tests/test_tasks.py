@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from modelcache.beat import BEAT_SCHEDULE
 from modelcache.models import AnomalyModelCache
-from modelcache.services import get_or_train_model
 from modelcache.tasks import cleanup_model_cache
-from modelcache.tests.helpers import CountingTrainer, PropertyFactory, series
+from modelcache.tests.helpers import CountingTrainer, PropertyFactory, lookup, series
 from reims.celery import app
 
 
@@ -20,14 +19,7 @@ def make_entries(n: int) -> list[AnomalyModelCache]:
     prop = PropertyFactory()
     x = series(1)
     for i in range(n):
-        get_or_train_model(
-            property_id=prop.pk,
-            account_code=f"9{i:03d}",
-            model_type="auto",
-            config={},
-            X_train=x,
-            train=CountingTrainer(x),
-        )
+        lookup(prop, x, CountingTrainer(x), account=f"9{i:03d}", config={})
     return list(AnomalyModelCache.objects.order_by("pk"))
 
 

@@ -8,7 +8,7 @@ from reims.celery import app
 def test_every_beat_entry_names_a_registered_task_on_a_known_queue():
     app.loader.import_default_modules()
     expected = {
-        "reims.tasks.cleanup_task_results",
+        "celery.backend_cleanup",
         "modelcache.tasks.cleanup_model_cache",
         "batch_jobs.tasks.requeue_expired_chunks",
     }

@@ -31,6 +31,8 @@ def _start(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
         ("MODEL_CACHE_TTL_DAYS", "ten"),
         ("AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD", "1.5"),
         ("PYOD_LLM_MODEL_SELECTION", "sometimes"),
+        ("MODEL_CACHE_LRU_MAX_BYTES", "0"),
+        ("CELERY_WORKER_MAX_MEMORY_PER_CHILD", "lots"),
     ],
 )
 def test_invalid_setting_stops_startup_naming_the_variable(variable, value):
@@ -82,3 +84,26 @@ def test_production_without_secret_key_stops_startup():
     result = _start({"DEBUG": "false", "SECRET_KEY": ""})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_worker_memory_and_lru_bound_come_from_the_environment():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from reims.celery import app; from django.conf import settings; "
+            "print(app.conf.worker_max_memory_per_child, settings.MODEL_CACHE_LRU_MAX_BYTES)",
+        ],
+        cwd=settings.BASE_DIR,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "reims.settings",
+            "CELERY_WORKER_MAX_MEMORY_PER_CHILD": "400000",
+            "MODEL_CACHE_LRU_MAX_BYTES": "1000000",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split()[-2:] == ["400000", "1000000"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from anomalies.selectors import EXPORT_COLUMNS, export_rows
+from kernel.spreadsheet import spreadsheet_row
 
 
 class Command(BaseCommand):
@@ -43,17 +44,14 @@ class Command(BaseCommand):
         self.stdout.write(f"Wrote {count} {what} to {output}")
 
 
-def _cells(row: tuple) -> list[str]:
+def _cells(row: tuple) -> list[object]:
+    """Text from statements is neutralised for spreadsheets; amounts stay numbers (``-12.50``)."""
     code, doc_type, period, account, amount, expected, score, severity, flagged, detector = row
+    text = spreadsheet_row([code, doc_type, period, account])
     return [
-        code,
-        doc_type,
-        period,
-        account,
+        *text,
         "" if amount is None else f"{amount:.2f}",
         "" if expected is None else f"{expected:.2f}",
         f"{score:.2f}",
-        severity,
-        "true" if flagged else "false",
-        detector,
+        *spreadsheet_row([severity, "true" if flagged else "false", detector]),
     ]

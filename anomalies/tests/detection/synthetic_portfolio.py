@@ -135,7 +135,8 @@ def _property_lines(
     capital = building * 0.35 * np.ones(months)
     flows = net_income - principal + distributions + rng.normal(0, scale * 0.05, months)
     # The operating account is swept to a reserve: it stays positive around its usual balance.
-    cash = np.maximum(scale * 3 + 0.3 * np.cumsum(flows - flows.mean()), scale * 0.5)
+    cash = scale * 3 + 0.3 * np.cumsum(flows - flows.mean())
+    cash += max(0.0, scale * 0.5 - float(cash.min()))
     accumulated = -depreciation * (t + 24)
     assets = cash + receivables + building + accumulated
     cum_distributions = np.cumsum(distributions)
@@ -317,6 +318,13 @@ class _Injector:
                 revenue = any(acct in lines for lines, total in self.layouts[doc] if total and total[0] == "45000")
                 change = np.nan_to_num(series - before)
                 self.docs["cash_flow"]["50100"] += change if revenue else -change
+                if revenue:  # the management fee is a share of the revenue it follows
+                    rev_lines = next(lines for lines, total in self.layouts[doc] if total and total[0] == "45000")
+                    first = sum(float(np.nan_to_num(self.docs[doc][a][0])) for a in rev_lines)
+                    fee = self.docs[doc]["62100"]
+                    fee_change = np.round(float(fee[0]) / first * change, 2)
+                    fee += fee_change
+                    self.docs["cash_flow"]["50100"] -= fee_change
         elif kind == "misclassification":
             section = next(lines for lines, _ in self.layouts[doc] if acct in lines)
             i = section.index(acct)

@@ -12,6 +12,7 @@ from anomalies.detection.characteristics import series_characteristics
 from anomalies.detection.detectors import train_model
 from anomalies.detection.engine import detect_anomalies
 from anomalies.detection.features import FEATURE_NAMES, AnomalyFeatureEngineer
+from anomalies.detection.provider import TrainingProvider
 from anomalies.detection.scoring import score_from_z, severity
 from anomalies.detection.table import (
     LINE_TABLE_COLUMNS,
@@ -208,9 +209,9 @@ def test_pyod_path_records_selection_and_detector(tmp_path) -> None:
     table = table_of({(1, "income_statement", "4010-0000"): values, (1, "income_statement", "4020-0000"): rent()})
     calls = []
 
-    class Provider:
-        def get_or_train(self, key, model_type, config, x_train, train):
-            calls.append(key)
+    class Provider(TrainingProvider):
+        def get_or_train(self, request, x_train, train):
+            calls.append(request)
             return train()
 
     result = detect_anomalies(table, use_pyod=True, model_provider=Provider())

@@ -59,6 +59,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="job name (default: one made from the filters)")
         parser.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+        parser.add_argument(
+            "--inline",
+            action="store_true",
+            help="run the job's chunks in this process (no worker needed), then print its summary",
+        )
         parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress updates (--wait)")
         parser.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
 
@@ -86,7 +91,10 @@ class Command(BaseCommand):
             detail = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.field_errors.items())
             raise CommandError(detail or exc.message)
         self.stdout.write(f"Job #{job.pk} '{job.job_name}' queued over {job.total_documents} documents.")
-        if options["wait"]:
+        if options["inline"]:
+            services.job_run_inline(job_id=job.pk)
+            self._follow(job, poll=options["poll"], timeout=options["timeout"])
+        elif options["wait"]:
             self._follow(job, poll=options["poll"], timeout=options["timeout"])
 
     def _follow(self, job: BatchReprocessingJob, *, poll: float, timeout: float | None) -> None:
@@ -135,6 +143,8 @@ class Command(BaseCommand):
             top = sorted(by_property.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
             self.stdout.write("  top properties: " + ", ".join(f"{code} {n}" for code, n in top))
         for failure in summary.get("failures", [])[:10]:
-            self.stdout.write(f"  failed document {failure['document_id']} ({failure['property']}): {failure['reason']}")
+            self.stdout.write(f"  failed document {failure.get('document', failure['document_id'])}: {failure['reason']}")
+        for reason, count in list(summary.get("skipped_by_reason", {}).items())[:10]:
+            self.stdout.write(f"  skipped {count} document(s): {reason}")
         if summary.get("failures_total", 0) > 10:
             self.stdout.write(f"  ... {summary['failures_total'] - 10} more failures (see the admin)")
