@@ -9,8 +9,8 @@ from django.db.models import Max, Min
 
 from anomalies.models import AnomalyDetection
 from anomalies.selectors.listing import account_name_expression
-from documents.models import DocumentUpload, PDFFieldCoordinate
-from documents.selectors import line_items_of_latest_documents
+from documents.models import PDFFieldCoordinate
+from documents.selectors import documents_latest, line_items_of_latest_documents
 from kernel.periods import label_from_ordinal
 
 
@@ -57,7 +57,7 @@ def anomaly_series(*, detection: AnomalyDetection) -> list[SeriesPoint]:
             property_id=detection.property_id,
             document_type=detection.document_type,
             account_code=detection.account_code,
-            document__is_latest=True,
+            document_id__in=documents_latest(property_ids=[detection.property_id]).order_by().values("id"),
         ).values_list(
             "period__ordinal",
             "expected_value",
@@ -176,13 +176,12 @@ def property_anomaly_heatmap(*, property_id: int) -> PropertyHeatmap:
     Rows are the series with at least one flagged month, by document type then account; a cell
     holds the highest score of that series and month (one detection per line and version).
     """
-    bounds = DocumentUpload.objects.filter(property_id=property_id, is_latest=True).aggregate(
-        first=Min("period__ordinal"), last=Max("period__ordinal")
-    )
+    latest = documents_latest(property_ids=[property_id]).order_by()
+    bounds = latest.aggregate(first=Min("period__ordinal"), last=Max("period__ordinal"))
     if bounds["first"] is None:
         return PropertyHeatmap([], {}, [], {})
     flagged = (
-        AnomalyDetection.objects.filter(property_id=property_id, is_anomaly=True, document__is_latest=True)
+        AnomalyDetection.objects.filter(property_id=property_id, is_anomaly=True, document_id__in=latest.values("id"))
         .annotate(account_name=account_name_expression())
         .values_list(
             "document_type", "account_code", "period__ordinal", "anomaly_score", "severity", "status", "id", "account_name"

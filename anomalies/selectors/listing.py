@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 
 from anomalies.models import AnomalyDetection, ModelSelectionLog
 from documents.models import ChartOfAccount, PDFFieldCoordinate
+from documents.selectors import documents_latest
 
 
 def account_name_expression(*, line_item: str = "line_item", account_code: str = "account_code") -> Coalesce:
@@ -93,7 +94,7 @@ EXPORT_COLUMNS = (
 
 def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[tuple]:
     """Rows of the export (DESIGN §5) streamed with a server-side cursor, latest versions only."""
-    qs = AnomalyDetection.objects.filter(document__is_latest=True)
+    qs = AnomalyDetection.objects.filter(document_id__in=documents_latest().order_by().values("id"))
     if not all_lines:
         qs = qs.filter(is_anomaly=True)
     qs = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(

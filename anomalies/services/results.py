@@ -7,6 +7,7 @@ typed :class:`EngineRun`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -59,6 +60,46 @@ class EngineOutput:
 
 
 @dataclass
+class ResultColumns:
+    """The engine's per-row arrays as Python lists: read row by row, a list costs a fraction of
+    numpy's scalar access."""
+
+    anomaly_score: list[float]
+    threshold: list[float]
+    is_anomaly: list[bool]
+    severity: list[str]
+    anomaly_type: list[str]
+    expected_value: list[float]
+    z_score: list[float]
+    percentage_change: list[float]
+    direction: list[str]
+    detector: list[str]
+    model_key: list[str]
+    model_version: list[str]
+    account_codes: list[str]
+    line_ids: list[int]
+
+    @classmethod
+    def of(cls, result: detection_engine.DetectionResult, table: LineTable) -> ResultColumns:
+        return cls(
+            anomaly_score=result.anomaly_score.tolist(),
+            threshold=result.threshold.tolist(),
+            is_anomaly=result.is_anomaly.tolist(),
+            severity=[str(v) for v in result.severity.tolist()],
+            anomaly_type=[str(v) for v in result.anomaly_type.tolist()],
+            expected_value=result.expected_value.tolist(),
+            z_score=result.z_score.tolist(),
+            percentage_change=result.percentage_change.tolist(),
+            direction=[str(v) for v in result.direction.tolist()],
+            detector=[str(v) for v in result.detector.tolist()],
+            model_key=[str(v) for v in result.model_key.tolist()],
+            model_version=[str(v) for v in result.model_version.tolist()],
+            account_codes=[str(v) for v in table.account_codes.tolist()],
+            line_ids=[int(v) for v in table.line_ids.tolist()],
+        )
+
+
+@dataclass
 class EngineRun:
     """The engine's result over a property's table, and the chunk's documents to read out of it."""
 
@@ -67,6 +108,7 @@ class EngineRun:
     targets: dict[int, TargetDocument]
     rows_of_doc: dict[int, np.ndarray]
     result: detection_engine.DetectionResult
+    columns: ResultColumns
     findings: dict[int, detection_engine.Finding]
     statements: dict[int, StatementFinding]
     insufficient: dict[int, int]  # row -> points in its series
@@ -88,6 +130,7 @@ class EngineRun:
             targets=targets,
             rows_of_doc=rows_of_doc,
             result=result,
+            columns=ResultColumns.of(result, table),
             findings={f.row: f for f in result.findings if f.row >= 0},
             statements={sf.row: sf for sf in result.statement_findings},
             insufficient={r: ih.n_points for ih in result.insufficient_history for r in ih.rows},
@@ -128,7 +171,7 @@ def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
 
 
 def _line_for_row(run: EngineRun, doc_id: int, r: int) -> ScoredLine | None:
-    score = finite(run.result.anomaly_score[r])
+    score = finite(run.columns.anomaly_score[r])
     if score is not None:
         return _scored_line(run, doc_id, r, score)
     if r in run.insufficient:
@@ -228,37 +271,37 @@ def _row_evidence(run: EngineRun, r: int) -> _Evidence:
             evidence.contributions["related_accounts"] = [
                 original_account(str(run.table.account_codes[x])) for x in finding.related_rows if x >= 0
             ]
-    detector_threshold = finite(run.result.threshold[r])
+    detector_threshold = finite(run.columns.threshold[r])
     if detector_threshold is not None:
         evidence.contributions["detector_threshold"] = round(detector_threshold, 6)
-    series = str(run.table.account_codes[r])
+    series = run.columns.account_codes[r]
     if NEW_NORMAL_SEPARATOR in series:
         evidence.contributions["series_since"] = series.split(NEW_NORMAL_SEPARATOR, 1)[1]
     return evidence
 
 
 def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLine:
-    result = run.result
-    flagged = bool(result.is_anomaly[r])
+    col = run.columns
+    flagged = bool(col.is_anomaly[r])
     evidence = _row_evidence(run, r)
     # Statement checks are rules, not fitted models: their version is the engine's.
-    rule_version = f"{DETECTION_MODEL_VERSION}:{result.detector[r]}" if evidence.is_statement else ""
+    rule_version = f"{DETECTION_MODEL_VERSION}:{col.detector[r]}" if evidence.is_statement else ""
     return ScoredLine(
         document_id=doc_id,
-        account_code=original_account(str(run.table.account_codes[r])),
-        line_item_id=int(run.table.line_ids[r]),
+        account_code=original_account(col.account_codes[r]),
+        line_item_id=col.line_ids[r],
         amount=run.lines.amounts[r],
         anomaly_score=score,
         is_anomaly=flagged,
-        severity=str(result.severity[r]) or Severity.LOW,
-        anomaly_type=(str(result.anomaly_type[r]) or "none") if flagged else "none",
-        expected_value=finite(result.expected_value[r]),
-        z_score=finite(result.z_score[r]),
-        percentage_change=finite(result.percentage_change[r]),
-        direction=str(result.direction[r]) or "none",
-        detector=str(result.detector[r]),
-        model_key=str(result.model_key[r]),
-        model_version=str(result.model_version[r]) or rule_version,
+        severity=col.severity[r] or Severity.LOW,
+        anomaly_type=(col.anomaly_type[r] or "none") if flagged else "none",
+        expected_value=finite(col.expected_value[r]),
+        z_score=finite(col.z_score[r]),
+        percentage_change=finite(col.percentage_change[r]),
+        direction=col.direction[r] or "none",
+        detector=col.detector[r],
+        model_key=col.model_key[r],
+        model_version=col.model_version[r] or rule_version,
         contributions=evidence.contributions,
         explanation_text=evidence.text,
         explanation=evidence.explanation if flagged else None,
@@ -329,22 +372,18 @@ def selection_rows(result: detection_engine.DetectionResult) -> list[dict[str, A
 
 
 def _series_modelled(run: EngineRun) -> int:
-    table, scores = run.table, run.result.anomaly_score
-    return len(
-        {
-            (int(table.property_ids[r]), str(table.document_types[r]), str(table.account_codes[r]))
-            for rows in run.rows_of_doc.values()
-            for r in rows
-            if np.isfinite(scores[r]) and not table.is_total[r]
-        }
-    )
+    rows = np.concatenate(list(run.rows_of_doc.values())) if run.rows_of_doc else np.empty(0, dtype=np.int64)
+    table = run.table
+    rows = rows[np.isfinite(run.result.anomaly_score[rows]) & ~table.is_total[rows]]
+    series = zip(table.property_ids[rows].tolist(), table.document_types[rows], table.account_codes[rows], strict=True)
+    return len(set(series))
 
 
 def finite(value: Any) -> float | None:
     if value is None:
         return None
     value = float(value)
-    return value if np.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:

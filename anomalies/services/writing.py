@@ -78,9 +78,17 @@ class PlannedRow:
 
     document_id: int
     account_code: str
-    values: tuple  # RESULT_COLUMNS, contributions as a JSON-shaped dict
+    values: tuple  # RESULT_COLUMNS
     scored: ScoredLine
     feedback: AnomalyFeedback | None
+
+    def same_as(self, stored: tuple) -> bool:
+        """The stored row says what this one says (JSON read back has lists where we had tuples)."""
+        if stored == self.values:
+            return True
+        shaped = list(self.values)
+        shaped[_CONTRIBUTIONS] = _json_shaped(shaped[_CONTRIBUTIONS])
+        return stored == tuple(shaped)
 
     @property
     def is_anomaly(self) -> bool:
@@ -153,7 +161,7 @@ def planned_row(*, target: TargetDocument, line: ScoredLine, status: str, feedba
         line.detector,
         line.model_key or "",
         line.model_version or "",
-        _json_shaped(line.contributions),
+        line.contributions,
         line.explanation_text or "",
         status,
     )
@@ -228,7 +236,7 @@ def detections_write(
     }
     wanted = {(row.document_id, row.account_code): row for rows in planned.values() for row in rows}
     inserts = [row for key, row in wanted.items() if key not in stored]
-    updates = [(stored[key][0], row) for key, row in wanted.items() if key in stored and stored[key][1] != row.values]
+    updates = [(stored[key][0], row) for key, row in wanted.items() if key in stored and not row.same_as(stored[key][1])]
     gone = [pk for key, (pk, _) in stored.items() if key not in wanted]
     gone += _older_version_rows(docs, doc_ids)
     stamp = connection.ops.adapt_datetimefield_value(now)

@@ -222,3 +222,31 @@ def test_model_cache_provider_is_used_when_enabled(ledger, monkeypatch):
     assert AnomalyModelCache.objects.count() == cached  # nothing retrained
     assert sorted(AnomalyDetection.objects.values_list("id", "anomaly_score", "detector")) == first
     assert ModelSelectionLog.objects.count() == selections  # no model selected again
+
+
+def _reads_lines(queries: CaptureQueriesContext) -> bool:
+    return any('FROM "line_items"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_propertys_later_chunks_reuse_its_context_until_its_data_changes(ledger, analyst):
+    doc_ids = _doc_ids(ledger)
+    whole = services.documents_detect(document_ids=doc_ids)
+    reference = sorted(AnomalyDetection.objects.values_list("document_id", "account_code", "anomaly_score", "is_anomaly"))
+    AnomalyDetection.objects.all().delete()
+
+    services.documents_detect(document_ids=doc_ids[:10])
+    with CaptureQueriesContext(connection) as second:
+        chunk = services.documents_detect(document_ids=doc_ids[10:20])
+    assert not _reads_lines(second)  # the property's lines are neither read nor scored again
+    assert chunk.documents_ok == 10 and chunk.rows_written > 0
+    services.documents_detect(document_ids=doc_ids[20:])
+    after = sorted(AnomalyDetection.objects.values_list("document_id", "account_code", "anomaly_score", "is_anomaly"))
+    assert after == reference and whole.documents_ok == len(doc_ids)
+
+    # A verdict is a new data version of the property: the next chunk computes its context afresh.
+    services.anomaly_feedback_submit(
+        anomaly_id=AnomalyDetection.objects.get(is_anomaly=True).id, user=analyst, feedback_type="dismissed"
+    )
+    with CaptureQueriesContext(connection) as after_verdict:
+        services.documents_detect(document_ids=doc_ids[:10])
+    assert _reads_lines(after_verdict)

@@ -44,7 +44,7 @@ AMOUNT_LIMIT = Decimal("1e16")  # DECIMAL(18, 2) holds 16 integer digits
 MAX_LISTED_ERRORS = 100  # errors listed by one rejected import; the rest are counted
 MAX_ECHOED = 200  # characters of an offending cell quoted in an error
 # Bidi controls and zero-width characters: invisible, they make two codes look the same or
-# reorder what a reviewer reads ("Trojan source"). Statement text never needs them.
+# reorder what a reviewer reads ("Trojan source"). Names lose them; a code holding one is refused.
 _INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
@@ -261,7 +261,10 @@ def build_row(
     failed = False
 
     def text(name: str) -> str:
-        return strip_invisible(str(merged.get(name) or "")).strip()
+        return str(merged.get(name) or "").strip()
+
+    def name_text(name: str) -> str:
+        return strip_invisible(text(name)).strip()
 
     def fail(name: str, message: str) -> None:
         nonlocal failed
@@ -277,7 +280,7 @@ def build_row(
             "property_type",
             f"unknown property type {cell_repr(property_type)} (expected one of {', '.join(PROPERTY_TYPES)})",
         )
-    property_name = text("property_name")
+    property_name = name_text("property_name")
     if len(property_name) > MAX_PROPERTY_NAME:
         fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
     portfolio_code = text("portfolio_code")
@@ -300,7 +303,9 @@ def build_row(
         fail("account_code", "empty account code")
     elif len(account_code) > MAX_ACCOUNT_CODE:
         fail("account_code", f"longer than {MAX_ACCOUNT_CODE} characters")
-    account_name = text("account_name")
+    elif _INVISIBLE_RE.search(account_code):
+        fail("account_code", "invisible character (bidi control or zero-width) in the account code")
+    account_name = name_text("account_name")
     if not account_name:
         fail("account_name", "empty account name")
     elif len(account_name) > MAX_ACCOUNT_NAME:

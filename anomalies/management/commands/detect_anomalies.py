@@ -67,6 +67,7 @@ class Command(BaseCommand):
             f"series modelled: {data['series_modelled']}"
         )
         self.stdout.write(f"Anomalies: {data['anomalies']} ({severities})")
+        self.stdout.write(f"Rows written: {data['rows_written']} (detections and explanations that changed)")
         self.stdout.write(f"Detectors: {detectors}")
         for doc_id, reason in sorted(summary.failures.items())[:20]:
             self.stdout.write(f"  failed document {doc_id}: {reason}")
