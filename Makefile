@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - install, migrate, load the demo portfolio, detect, start web+worker+beat"
 	@echo "make test   - the test suite (uses DATABASE_URL / CELERY_BROKER_URL when set)"
 	@echo "make bench  - the benchmarks in benchmarks/"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff (style, complexity) and mypy (services, selectors, kernel, numeric core)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -34,6 +34,7 @@ test: $(DEPS)
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 format: $(DEPS)
 	$(PYTHON) -m ruff format .
@@ -54,6 +55,7 @@ bench: $(DEPS)
 	$(PYTHON) benchmarks/import_speed.py --postgres-url $(BENCH_PG)/reims_bench
 	$(PYTHON) benchmarks/import_errors.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_cache $(PYTHON) benchmarks/cache.py
+	$(PYTHON) benchmarks/numba_warmup.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py
 

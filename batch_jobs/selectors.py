@@ -140,6 +140,10 @@ def running_job_ids() -> list[int]:
     return list(BatchReprocessingJob.objects.filter(status=JobStatus.RUNNING).order_by("id").values_list("id", flat=True))
 
 
+def running_jobs_pending_chunk_count() -> int:
+    return BatchJobChunk.objects.filter(job__status=JobStatus.RUNNING, status=ChunkStatus.PENDING).count()
+
+
 def batch_workers_idle(*, seconds: float) -> bool:
     """No chunk of any running job is leased, and none finished in the last ``seconds`` (the
     database's clock): the workers are not taking batch chunks, so queued chunk messages are gone."""

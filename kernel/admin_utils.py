@@ -33,10 +33,10 @@ class ReadableJSONMixin:
         if name.endswith("_pretty") and name[: -len("_pretty")] in type(self).json_fields:
             field = name[: -len("_pretty")]
 
-            def render(obj):
+            @admin.display(description=field.replace("_", " "))
+            def render(obj: Any) -> str:
                 return pretty_json(getattr(obj, field))
 
-            render.short_description = field.replace("_", " ")
             return render
         raise AttributeError(name)
 

@@ -76,7 +76,7 @@ def enable(cache_dir: Path | str) -> None:
         if "numba" in sys.modules:
             from numba.core import config
 
-            config.CACHE_DIR = path
+            config.CACHE_DIR = path  # type: ignore[attr-defined]  # numba's config sets its names at run time
         for module_name in JITTED:
             if module_name in sys.modules:
                 _recompile_cached(sys.modules[module_name])

@@ -311,7 +311,10 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     point_z = np.where(quiet_empty, np.fmin(point_z, 0.0), point_z)
     pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
 
-    flow_steps = use_local & ~use_neighbour & ~use_sizes
+    # Seasonal lines are read on their own level too: with two years of history a lasting shift
+    # fills half of the year-over-year residuals and hides in their spread (a step that is only
+    # the season recurring is dropped below).
+    flow_steps = (use_local | use_seasonal) & ~use_neighbour & ~use_sizes
     step_local, ratio_local = level_steps(y, sigmas["centre"], flow_steps)
     # Seasonal lines: look for the step in the year-over-year residual (against earlier years,
     # and against later years for shifts in the first year).

@@ -41,8 +41,7 @@ def persistent_jumps(
     d = y - shift(y, 1)
     absd = np.abs(d)
     moving = np.isfinite(d) & (absd > 1e-9)
-    usual = row_nanmedian(np.where(moving, absd, np.nan))
-    usual = np.where(moving.sum(axis=1) >= 3, usual, 0.0)  # a single move is the jump itself
+    usual = usual_lasting_move(y)  # the two halves of a spike are not the usual move
     scale = np.fmax(scale_prev, np.nan_to_num(usual, nan=0.0)[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = absd / scale
@@ -106,10 +105,7 @@ def level_steps(y: FloatArray, sigma: FloatArray, use: BoolArray) -> tuple[Float
     material = np.abs(step) >= np.log1p(LEVEL_SHIFT_MIN_CHANGE)
     # ... and several times the series' usual non-zero month-to-month change (occupancy moving
     # by a unit, a rent escalation): a step of the usual kind is business as usual.
-    d = np.abs(y - shift(y, 1))
-    moves = np.isfinite(d) & (d > 1e-9)
-    usual = row_nanmedian(np.where(moves, d, np.nan))
-    usual = np.where(moves.sum(axis=1) >= 3, usual, 0.0)  # a single move is the step itself
+    usual = usual_lasting_move(y)
     material &= np.abs(step) >= LEVEL_SHIFT_USUAL * np.nan_to_num(usual, nan=0.0)[:, None]
     ok = at_new & prev_old & material & np.isfinite(z) & use[:, None]
     ratio = np.exp(step)
@@ -252,3 +248,19 @@ def recurring_steps(y: FloatArray) -> BoolArray:
         every &= matched | ~available
         seen |= available
     return every & seen
+
+
+def usual_lasting_move(y: FloatArray) -> FloatArray:
+    """(S,) the series' usual month-over-month move that lasts (occupancy moving by a unit, an
+    escalation); a move the next month takes back (a payroll month with a third pay run) is no
+    level and does not count.  0 with fewer than three such moves (a single move is the step)."""
+    d = y - shift(y, 1)
+    with np.errstate(invalid="ignore"):
+        # Taken back by the next move, or taking back the previous one: the two halves of a spike.
+        reverted = np.zeros(d.shape, dtype=bool)
+        for k in (-1, 1):
+            other = shift(d, k)
+            reverted |= np.isfinite(other) & (np.abs(d + other) < 0.5 * np.abs(d))
+    lasting = np.isfinite(d) & (np.abs(d) > 1e-9) & ~reverted
+    usual = row_nanmedian(np.where(lasting, np.abs(d), np.nan))
+    return np.where(lasting.sum(axis=1) >= 3, usual, 0.0)

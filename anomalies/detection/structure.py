@@ -21,6 +21,7 @@ carries "structure not learned" and is never reported as a footing error.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
@@ -237,7 +238,7 @@ def _learn_total(statement: Statement, total: str, months: BoolArray, known: Def
         if best is None:
             break
         out.append(best)
-        remaining &= ~np.isin(statement.periods, list(best.periods))
+        remaining &= ~np.fromiter((int(p) in best.periods for p in statement.periods), bool, len(statement.periods))
     return out
 
 
@@ -367,6 +368,22 @@ def _expansion(statement: Statement, total: str, definitions: Definitions, depth
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _identity_candidates(n_totals: int) -> tuple[list[tuple[tuple[int, ...], FloatArray]], FloatArray]:
+    """Every total = +-total (+-total) over n totals, and their (totals, candidates) coefficients."""
+    candidates = [
+        (combo, np.array((1, *signs), dtype=np.float64))
+        for size in (2, 3)
+        for combo in itertools.combinations(range(n_totals), size)
+        for signs in itertools.product((1, -1), repeat=size - 1)
+    ]
+    coefficients = np.zeros((n_totals, len(candidates)))
+    for j, (combo, coef) in enumerate(candidates):
+        coefficients[list(combo), j] = coef
+    coefficients.setflags(write=False)
+    return candidates, coefficients
+
+
 def _learn_identities(statement: Statement, totals: list[str], definitions: Definitions) -> list[Identity]:
     """Identities between totals (pairs first, then triples) that the definitions do not imply."""
     values = statement.values[:, [statement.column(c) for c in totals]]  # (months, totals)
@@ -374,17 +391,9 @@ def _learn_identities(statement: Statement, totals: list[str], definitions: Defi
     kept_vectors: list[FloatArray] = []
     expansions = {c: _expansion(statement, c, definitions) for c in totals}
     out: list[Identity] = []
-    candidates = [
-        (combo, np.array((1, *signs), dtype=np.float64))
-        for size in (2, 3)
-        for combo in itertools.combinations(range(len(totals)), size)
-        for signs in itertools.product((1, -1), repeat=size - 1)
-    ]
+    candidates, coefficients = _identity_candidates(len(totals))
     if not candidates:
         return out
-    coefficients = np.zeros((len(totals), len(candidates)))
-    for j, (combo, coef) in enumerate(candidates):
-        coefficients[list(combo), j] = coef
     filled = np.nan_to_num(values)
     residual = filled @ coefficients  # (months, candidates): all candidates in one product
     involved = coefficients != 0

@@ -92,6 +92,7 @@ def lines_learn(
         account_codes=np.array([line_keys[i][2] for i in index], dtype=object),
         kinds=np.array([lines[i].anomaly_type for i in index], dtype=object),
         scores=np.array([lines[i].anomaly_score for i in index], dtype=np.float64),
+        periods=np.array([line_keys[i][3] for i in index], dtype=np.int64),
     )
     threshold = (
         float(settings.AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD)

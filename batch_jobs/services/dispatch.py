@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from django.db import transaction
+from kombu.exceptions import ChannelError
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +50,21 @@ def tasks_revoke_on_commit(*, task_ids: Iterable[str]) -> None:
             logger.warning("could not revoke %d chunk tasks: %s", len(ids), exc)
 
     transaction.on_commit(revoke)
+
+
+def chunk_queue_depth() -> int | None:
+    """Messages waiting in the chunk tasks' broker queue; 0 when the queue is gone (a broker that
+    restarted empty), None when the broker cannot be asked."""
+    from batch_jobs.tasks import process_batch_chunk
+    from reims.celery import app
+
+    queue = app.amqp.router.route({}, process_batch_chunk.name)["queue"].name
+    try:
+        with app.connection_for_read() as conn:
+            try:
+                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:
+                return 0  # no such queue: nothing waits in it
+    except Exception as exc:  # the broker is unreachable: decide on the next pass
+        logger.warning("could not read the depth of queue %r: %s", queue, exc)
+        return None

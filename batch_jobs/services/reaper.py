@@ -22,28 +22,38 @@ from batch_jobs.services.chunks import chunk_give_up, chunk_release
 from batch_jobs.services.leases import lease_seconds, max_chunk_attempts
 
 
-def chunks_requeue_expired() -> dict[str, int]:
+def chunks_requeue_expired(*, queue_depth: int | None = None) -> dict[str, int]:
     """One reaper pass over every running job, then start queued jobs in free slots.
 
     - a chunk whose lease expired (its worker stopped heartbeating) goes back to pending under a
       new task id and is sent again, or is given up after BATCH_PROCESSING_MAX_CHUNK_ATTEMPTS;
-    - when no chunk of any running job is leased or has finished for one lease period, the
-      pending chunks' messages are gone (a broker restarted empty): they are sent again, from the
-      chunk rows, under new task ids, so the lost messages, should they come back, are no-ops;
+    - when no chunk of any running job is leased or has finished for one lease period, and the
+      broker's chunk queue holds fewer messages than there are pending chunks, messages were lost
+      (a broker restarted empty): the pending chunks of each job quiet for a lease period are sent
+      again, from their rows, under new task ids, so the lost messages, should they come back,
+      are no-ops. A queue that still holds a backlog is left to drain: no duplicates pile up;
     - a running job without chunks whose own task was lost is sent again; a job past its timeout
       fails; a job whose chunks are all finished ends.
+
+    ``queue_depth``: the chunk queue's depth when the caller knows it; read from the broker
+    (only when the workers are idle) otherwise.
     """
     report: Counter[str] = Counter()
-    idle = selectors.batch_workers_idle(seconds=lease_seconds())
+    messages_lost = False
+    if selectors.batch_workers_idle(seconds=lease_seconds()):
+        pending = selectors.running_jobs_pending_chunk_count()
+        if pending and queue_depth is None:
+            queue_depth = dispatch.chunk_queue_depth()
+        messages_lost = bool(pending) and queue_depth is not None and queue_depth < pending
     for job_id in selectors.running_job_ids():
-        report.update(_reap_job(job_id, workers_idle=idle))
+        report.update(_reap_job(job_id, messages_lost=messages_lost))
     with transaction.atomic():
         report["jobs_started"] += len(jobs.queued_jobs_start())
     return {key: value for key, value in report.items() if value}
 
 
 @transaction.atomic
-def _reap_job(job_id: int, *, workers_idle: bool) -> Counter[str]:
+def _reap_job(job_id: int, *, messages_lost: bool) -> Counter[str]:
     report: Counter[str] = Counter()
     # Chunks first, then the job: the order of the chunk tasks. skip_locked: a chunk or job that
     # another reaper holds is that reaper's work.
@@ -80,7 +90,7 @@ def _reap_job(job_id: int, *, workers_idle: bool) -> Counter[str]:
             dispatch.job_task_send_on_commit(job_id=job.pk, task_id=job.celery_task_id)
             report["jobs_resent"] += 1
         return report
-    if not resend and workers_idle and selectors.job_quiet_since(job_id=job.pk, seconds=lease_seconds()):
+    if not resend and messages_lost and selectors.job_quiet_since(job_id=job.pk, seconds=lease_seconds()):
         resend = _pending_chunks_renew(job)
         report["chunks_resent"] += len(resend)
     if resend:

@@ -170,3 +170,16 @@ def test_two_reapers_at_once_do_no_double_work():
     assert services.chunks_requeue_expired() == {}
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.PENDING and chunk.attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_chunk_costs_a_fixed_handful_of_bookkeeping_statements(settings, django_assert_max_num_queries):
+    """Claim (lock chunk, lock job, lease) and finish (done, lock job, add counts): two short
+    transactions per chunk, whatever the chunk size or the job's length; the processor's own read
+    is the one more statement here (plus SET LOCAL synchronous_commit twice on PostgreSQL)."""
+    settings.BATCH_PROCESSING_CHUNK_SIZE = 10
+    factories.portfolio(properties=1, months=12)
+    job = submit()
+    chunk = job.chunks.order_by("index").first()
+    with django_assert_max_num_queries(13):
+        assert services.chunk_process(chunk_id=chunk.pk, task_id=chunk.task_id, worker="w") == "done"

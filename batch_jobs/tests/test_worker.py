@@ -110,7 +110,7 @@ def test_kill_9_mid_job_then_another_worker_finishes_it_without_double_counting(
         first.kill()  # SIGKILL to the main process and its children: no ack, no cleanup
         assert fresh(job).processed_documents < job.total_documents == len(docs)
         second = worker(**env)
-        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        wait_for(lambda: fresh(job).is_finished, timeout=90, what="the job to end", reap=True)
     finally:
         first.stop()
         if second:
@@ -136,7 +136,7 @@ def test_lost_chunk_messages_are_sent_again_from_the_chunk_rows():
         wait_for(lambda: fresh(job).processed_documents >= 2, timeout=60, what="two chunks")
         with app.connection_for_write() as conn:  # the broker loses every queued message
             conn.default_channel.queue_purge("anomaly")
-        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        wait_for(lambda: fresh(job).is_finished, timeout=90, what="the job to end", reap=True)
     finally:
         process.stop()
     job = fresh(job)
@@ -152,7 +152,7 @@ def test_one_bad_document_fails_alone_and_the_summary_names_it():
     job = start("test_fail_marked")
     process = worker(BATCH_PROCESSING_CHUNK_SIZE="5")
     try:
-        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        wait_for(lambda: fresh(job).is_finished, timeout=90, what="the job to end", reap=True)
     finally:
         process.stop()
     job = fresh(job)
@@ -177,7 +177,7 @@ def test_terminated_database_connections_lose_and_double_count_nothing():
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
             assert cursor.fetchone()[0] >= 1
-        wait_for(lambda: fresh(job).status != JobStatus.RUNNING, timeout=90, what="the job to end", reap=True)
+        wait_for(lambda: fresh(job).is_finished, timeout=90, what="the job to end", reap=True)
     finally:
         process.stop()
     job = fresh(job)
@@ -194,12 +194,7 @@ def test_a_chunk_that_kills_its_worker_every_time_is_given_up_after_bounded_atte
     job = start("test_kill_marked")
     process = worker(BATCH_PROCESSING_CHUNK_SIZE="2")
     try:
-        wait_for(
-            lambda: fresh(job).status not in (JobStatus.RUNNING, JobStatus.QUEUED),
-            timeout=120,
-            what="the job to end",
-            reap=True,
-        )
+        wait_for(lambda: fresh(job).is_finished, timeout=120, what="the job to end", reap=True)
         assert process.process.poll() is None, "the worker's main process survives its children's deaths"
     finally:
         process.stop()

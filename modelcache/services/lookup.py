@@ -102,7 +102,7 @@ def _load_row(cache: ModelCache, row: AnomalyModelCache, *, x_new: Any) -> tuple
         cache.lru.evict([row.model_key])
         return None, CacheOutcome.STALE
     try:
-        model, _header = envelope.open_envelope(row.model_binary, key=settings.MODEL_CACHE_SIGNING_KEY)
+        model, _header = envelope.open_envelope(bytes(row.model_binary), key=settings.MODEL_CACHE_SIGNING_KEY)
     except envelope.EnvelopeError as exc:
         logger.error("model cache: refused blob of entry %s (%s): %s", row.pk, row.model_key[:12], exc)
         cache.count(StatsCounter.REFUSED)
@@ -149,7 +149,7 @@ def _store_and_keep(*, cache: ModelCache, request: ModelRequest, model: Storable
     if not result.stored:
         # Another worker stored this key first: use its model, so that both score alike.
         try:
-            kept, _ = envelope.open_envelope(result.entry.model_binary, key=settings.MODEL_CACHE_SIGNING_KEY)
+            kept, _ = envelope.open_envelope(bytes(result.entry.model_binary), key=settings.MODEL_CACHE_SIGNING_KEY)
         except envelope.EnvelopeError:
             logger.exception("model cache: the concurrent winner's blob for %s does not open", request.model_key[:12])
     cache.lru.put(request.model_key, cache.entry_from_row(result.entry, kept, from_db=False))
