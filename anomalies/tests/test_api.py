@@ -163,7 +163,7 @@ def test_algorithms_route_is_not_read_as_an_id(client_for, viewer):
 
 
 def test_selection_log_is_paginated_and_filterable(client_for, viewer, ledger):
-    services.detection_run(all_documents=True)  # PyOD on: each series holding a candidate writes a selection
+    services.detection_run(all_documents=True)  # PyOD on: each series PyOD refines (gated in) logs its selection
     client = client_for(viewer)
     response = client.get("/api/v1/selection-log/")
     assert response.status_code == 200
