@@ -18,11 +18,11 @@ def model_cache_list(*, user: Any) -> QuerySet[AnomalyModelCache]:
     return AnomalyModelCache.objects.visible_to(user).defer("model_binary").select_related("property")
 
 
-def model_cache_entry_by_key(*, model_key: str) -> AnomalyModelCache | None:
-    """The entry stored under ``model_key`` (a detection's model_key), without its binary."""
+def model_cache_entry_by_key(*, model_key: str, user: Any) -> AnomalyModelCache | None:
+    """The entry stored under ``model_key`` (a detection's model_key) that ``user`` sees, without its binary."""
     if not model_key:
         return None
-    return model_cache_list().filter(model_key=model_key).first()
+    return model_cache_list(user=user).filter(model_key=model_key).first()
 
 
 def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
