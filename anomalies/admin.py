@@ -28,10 +28,10 @@ from anomalies.models import (
     ModelSelectionLog,
 )
 from documents.admin_scoping import PortfolioScopedAdminMixin
-from documents.scoping import SYSTEM, sees_everything
+from documents.scoping import sees_everything
 from kernel.admin_utils import ReadOnlyAdmin, pretty_json
 from kernel.exceptions import ApplicationError
-from modelcache.selectors import model_cache_entry_by_key
+from modelcache.selectors import model_cache_entry_for_detection
 
 
 def account_cell(*, name: str, code: str, where: str) -> str:
@@ -127,9 +127,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     @admin.display(description="model key")
     def cached_model(self, obj: AnomalyDetection) -> str:
         """The key, linked to the cache entry whose model scored this line (when it is still stored)."""
-        # The detection shown is the user's (the page is scoped); the entry its own key names is
-        # its series' model, or a portfolio-wide one whose page only a superuser can open.
-        entry = model_cache_entry_by_key(model_key=obj.model_key, user=SYSTEM)
+        entry = model_cache_entry_for_detection(model_key=obj.model_key, property_id=obj.property_id)
         if entry is None:
             return obj.model_key or "—"
         url = reverse("admin:modelcache_anomalymodelcache_change", args=[entry.pk])

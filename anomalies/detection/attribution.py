@@ -20,6 +20,7 @@ record says how close it is to the model's own score (``surrogate_score`` beside
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,8 @@ PEER_WEIGHT = 0.5
 # Kernel SHAP over all 2^5 coalitions is exact for five inputs, and needs no JIT compilation
 # (shap's Exact explainer spends tens of seconds compiling on its first call in each process).
 METHOD = "shap.KernelExplainer"
+# shap logs every explained row at INFO (its internal sums): keep our logs readable.
+logging.getLogger("shap").setLevel(logging.WARNING)
 COALITIONS = 2 ** len(EVIDENCE_NAMES)
 
 
