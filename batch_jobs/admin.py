@@ -9,14 +9,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from batch_jobs import selectors, services
-from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ExtractionStatusFilter, JobStatus
+from batch_jobs.models import BatchJobChunk, BatchReprocessingJob, ChunkStatus, ExtractionStatusFilter, JobStatus
 from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.models import DocumentType, Property
 from documents.scoping import properties_visible_to
@@ -61,24 +63,23 @@ class StartJobForm(forms.Form):
     extraction_status_filter = forms.ChoiceField(choices=ExtractionStatusFilter.choices, initial="all")
 
 
-class BatchJobChunkInline(admin.TabularInline):
-    """The first chunks of a job, read-only; the full list is on the chunk admin."""
+CHUNKS_PER_PAGE = 50
+TOP_PROPERTIES = 20  # properties listed by anomaly count in a job's results table
 
-    model = BatchJobChunk
-    fields = ("index", "status", "attempts", "processed_count", "failed_count", "anomaly_count", "leased_by", "finished_at")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        # An inline cannot paginate: failed and in-flight chunks first, then the first ones.
-        return qs.order_by("-status", "index")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+def job_chunk_page(*, job: BatchReprocessingJob, status: str, page: str) -> dict:
+    """One page of a job's chunks for its page (``status`` '' for all), with the status filter's counts."""
+    chunks = BatchJobChunk.objects.filter(job=job).order_by("index")
+    if status in ChunkStatus.values:
+        chunks = chunks.filter(status=status)
+    paginator = Paginator(chunks, CHUNKS_PER_PAGE)
+    counts = selectors.job_chunk_status_counts(job=job)
+    return {
+        "page": paginator.get_page(page),
+        "status": status if status in ChunkStatus.values else "",
+        "filters": [("", "All", sum(counts.values()))]
+        + [(value, label, counts.get(value, 0)) for value, label in ChunkStatus.choices],
+    }
 
 
 @admin.register(BatchReprocessingJob)
@@ -129,10 +130,43 @@ class BatchReprocessingJobAdmin(PortfolioScopedAdminMixin, ReadableJSONMixin, ad
         "started_at",
         "estimated_completion_at",
         "completed_at",
-        "results_summary_pretty",
+        "results_summary_table",
     )
     fields = readonly_fields
-    inlines = [BatchJobChunkInline]
+    # The chunks are a paginated list with a status filter on the job's page (its template), not an
+    # inline: a job of hundreds of chunks made the page thousands of pixels tall.
+    inlines = ()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        job = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if job is not None:
+            extra_context["chunks"] = job_chunk_page(
+                job=job, status=request.GET.get("chunk_status", ""), page=request.GET.get("chunk_page", "1")
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    @admin.display(description="results summary")
+    def results_summary_table(self, obj: BatchReprocessingJob) -> str:
+        summary = obj.results_summary or {}
+        if not summary:
+            return "—"
+        anomalies = summary.get("anomalies", {})
+        by_property = sorted(anomalies.get("by_property", {}).items(), key=lambda item: (-item[1], item[0]))
+        return render_to_string(
+            "admin/batch_jobs/batchreprocessingjob/results_summary.html",
+            {
+                "documents": summary.get("documents", {}),
+                "anomalies_total": anomalies.get("total", 0),
+                "by_severity": list(anomalies.get("by_severity", {}).items()),
+                "by_property": by_property[:TOP_PROPERTIES],
+                "more_properties": max(len(by_property) - TOP_PROPERTIES, 0),
+                "failures": summary.get("failures", []),
+                "failures_total": summary.get("failures_total", 0),
+                "skipped_by_reason": list(summary.get("skipped_by_reason", {}).items()),
+                "chunks": list(summary.get("chunks", {}).items()),
+            },
+        )
 
     @admin.display(description="progress")
     def progress(self, obj: BatchReprocessingJob) -> str:

@@ -419,6 +419,79 @@ def _slices(values: list[int]) -> Iterable[list[int]]:
         yield values[start : start + ID_SLICE]
 
 
+def _latest_versions(*, property_ids: list[int], period_ids: list[int]) -> dict[tuple[int, str, int], _Latest]:
+    """The latest version of each (property, document type, period) these rows touch."""
+    latest: dict[tuple[int, str, int], _Latest] = {}
+    for values in DocumentUpload.objects.filter(
+        is_latest=True, property_id__in=property_ids, period_id__in=period_ids
+    ).values("id", "property_id", "document_type", "period_id", "version", "content_hash"):
+        key = (values["property_id"], values["document_type"], values["period_id"])
+        latest[key] = _Latest(values["version"], values["content_hash"], document_id=values["id"])
+    return latest
+
+
+def _documents_of(parsed: list[_ParsedFile]) -> list[tuple[_ParsedFile, list[CanonicalRow]]]:
+    """Each file's rows grouped into documents (property, type, period), in the files' order."""
+    documents: list[tuple[_ParsedFile, list[CanonicalRow]]] = []
+    for parsed_file in parsed:
+        groups: dict[tuple[str, str, str], list[CanonicalRow]] = {}
+        for row in parsed_file.rows:
+            groups.setdefault(row.document_key, []).append(row)
+        documents.extend((parsed_file, rows) for rows in groups.values())
+    return documents
+
+
+def _line_items_of(to_write: list[tuple[DocumentUpload, list[CanonicalRow], bool]]) -> list[LineItem]:
+    line_items: list[LineItem] = []
+    for document, rows, _changed in to_write:
+        for order, row in enumerate(rows):
+            box = row.box
+            line_items.append(
+                LineItem(
+                    document_id=document.id,
+                    account_code=row.account_code,
+                    account_name=row.account_name,
+                    amount=row.amount,
+                    is_total=row.is_total,
+                    row_order=order,
+                    page_number=box.page if box else None,
+                    x0=box.x0 if box else None,
+                    y0=box.y0 if box else None,
+                    x1=box.x1 if box else None,
+                    y1=box.y1 if box else None,
+                    extraction_confidence=row.confidence,
+                )
+            )
+    return line_items
+
+
+def _coordinates_of(
+    to_write: list[tuple[DocumentUpload, list[CanonicalRow], bool]], line_items: list[LineItem]
+) -> list[PDFFieldCoordinate]:
+    """The PDF boxes of each field of the written line items (``line_items`` in ``to_write``'s order)."""
+    coordinates: list[PDFFieldCoordinate] = []
+    rows = (row for _document, document_rows, _changed in to_write for row in document_rows)
+    for item, row in zip(line_items, rows, strict=True):
+        for field_name, box in row.fields.items():
+            coordinates.append(
+                PDFFieldCoordinate(
+                    document_id=item.document_id,
+                    table_name="line_items",
+                    record_id=item.id,
+                    field_name=field_name,
+                    page_number=box.page,
+                    x0=box.x0,
+                    y0=box.y0,
+                    x1=box.x1,
+                    y1=box.y1,
+                    extraction_method="pdfplumber",
+                    confidence=row.confidence,
+                    matched_text=box.text,
+                )
+            )
+    return coordinates
+
+
 def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: ProgressCallback | None) -> ImportSummary:
     summary = ImportSummary(files=len(parsed), file_names=[p.source.name for p in parsed])
     all_rows = [row for p in parsed for row in p.rows]
@@ -429,20 +502,8 @@ def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: Prog
     # Serialise concurrent imports of the same properties while versions are decided.
     list(Property.objects.select_for_update().filter(id__in=property_ids).order_by("id").values_list("id", flat=True))
 
-    latest: dict[tuple[int, str, int], _Latest] = {}
-    period_ids = [p.id for p in periods.values()]
-    for values in DocumentUpload.objects.filter(
-        is_latest=True, property_id__in=property_ids, period_id__in=period_ids
-    ).values("id", "property_id", "document_type", "period_id", "version", "content_hash"):
-        key = (values["property_id"], values["document_type"], values["period_id"])
-        latest[key] = _Latest(values["version"], values["content_hash"], document_id=values["id"])
-
-    documents: list[tuple[_ParsedFile, list[CanonicalRow]]] = []
-    for parsed_file in parsed:
-        groups: dict[tuple[str, str, str], list[CanonicalRow]] = {}
-        for row in parsed_file.rows:
-            groups.setdefault(row.document_key, []).append(row)
-        documents.extend((parsed_file, rows) for rows in groups.values())
+    latest = _latest_versions(property_ids=property_ids, period_ids=[p.id for p in periods.values()])
+    documents = _documents_of(parsed)
 
     now = timezone.now()
     to_write: list[tuple[DocumentUpload, list[CanonicalRow], bool]] = []
@@ -486,51 +547,9 @@ def _write(parsed: list[_ParsedFile], *, uploaded_by: Any | None, progress: Prog
         DocumentUpload.objects.filter(id__in=ids).update(is_latest=False)
     DocumentUpload.objects.bulk_create([document for document, _, _ in to_write], batch_size=DOCUMENT_BATCH_SIZE)
 
-    line_items: list[LineItem] = []
-    for document, rows, _changed in to_write:
-        for order, row in enumerate(rows):
-            box = row.box
-            line_items.append(
-                LineItem(
-                    document_id=document.id,
-                    account_code=row.account_code,
-                    account_name=row.account_name,
-                    amount=row.amount,
-                    is_total=row.is_total,
-                    row_order=order,
-                    page_number=box.page if box else None,
-                    x0=box.x0 if box else None,
-                    y0=box.y0 if box else None,
-                    x1=box.x1 if box else None,
-                    y1=box.y1 if box else None,
-                    extraction_confidence=row.confidence,
-                )
-            )
+    line_items = _line_items_of(to_write)
     LineItem.objects.bulk_create(line_items, batch_size=LINE_ITEM_BATCH_SIZE)
-
-    coordinates: list[PDFFieldCoordinate] = []
-    item_index = 0
-    for document, rows, _changed in to_write:
-        for row in rows:
-            item = line_items[item_index]
-            item_index += 1
-            for field_name, box in row.fields.items():
-                coordinates.append(
-                    PDFFieldCoordinate(
-                        document_id=document.id,
-                        table_name="line_items",
-                        record_id=item.id,
-                        field_name=field_name,
-                        page_number=box.page,
-                        x0=box.x0,
-                        y0=box.y0,
-                        x1=box.x1,
-                        y1=box.y1,
-                        extraction_method="pdfplumber",
-                        confidence=row.confidence,
-                        matched_text=box.text,
-                    )
-                )
+    coordinates = _coordinates_of(to_write, line_items)
     if coordinates:
         PDFFieldCoordinate.objects.bulk_create(coordinates, batch_size=LINE_ITEM_BATCH_SIZE)
 

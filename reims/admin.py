@@ -3,17 +3,19 @@
 Celery's task results, beat's periodic tasks and schedules, and API tokens are operations pages:
 an analyst or a manager (staff, with model permissions from their group) must not list other
 users' tokens or edit schedules. Each third-party ModelAdmin is kept as its app wrote it and
-re-registered with ``SuperuserOnlyAdmin`` in front, which answers "no" to every permission of a
-non-superuser, so the pages vanish from the index and their URLs answer 403.
+re-registered with ``SuperuserOnlyAdmin`` (the one the portfolio admin uses) in front, which answers
+"no" to every permission of a non-superuser, so the pages vanish from the index and their URLs
+answer 403.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from django_celery_results.models import ChordCounter, GroupResult, TaskResult
 from rest_framework.authtoken.models import Token, TokenProxy
+
+from documents.admin import SuperuserOnlyAdmin
 
 SUPERUSER_ONLY = (
     TaskResult,
@@ -27,25 +29,6 @@ SUPERUSER_ONLY = (
     Token,
     TokenProxy,
 )
-
-
-class SuperuserOnlyAdmin:
-    """Mixed in front of a ModelAdmin: every permission needs a superuser."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_add_permission(self, request: HttpRequest, *args) -> bool:
-        return request.user.is_active and request.user.is_superuser and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 def restrict_to_superusers(site: admin.AdminSite, models=SUPERUSER_ONLY) -> None:

@@ -339,7 +339,9 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     step_z = np.where(prior >= MIN_PRIOR, step_z, 0.0)
     # A step that recurs at the same time of another year (a season that starts or ends) is the
     # line's calendar, not a lasting new level.
-    step_z = np.where(recurring_steps(y), 0.0, step_z)
+    stepped = np.flatnonzero((step_z > 0).any(axis=1))  # only series with a step to judge
+    if len(stepped):
+        step_z[stepped] = np.where(recurring_steps(y[stepped]), 0.0, step_z[stepped])
     step_ratio = np.where(step_local > 0, ratio_local, np.where(step_sl >= step_sr, ratio_sl, ratio_sr))
     step_ratio = np.where(step_nb > 0, ratio_nb, step_ratio)
     step_ratio = np.where(new_cp, np.exp(np.nan_to_num(cp_step)), step_ratio)

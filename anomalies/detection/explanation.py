@@ -132,6 +132,102 @@ def _last_year(yoy_ratio: float | None) -> str:
     return f"; {_times(yoy_ratio)} the same month last year"
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """What one sentence is built from."""
+
+    amount: float
+    expected: float
+    ratio: float | None  # |amount| / |expected|, None without a usual amount
+    compared: str  # "4.1× the median of ... (4,100 vs 1,000); 3.8× the same month last year"
+    usual_sign: float
+    step_ratio: float | None
+    partner_account: str | None
+
+
+def _decimal_shift(f: _Figures) -> str:
+    factor = shift_factor(f.ratio)
+    if factor:
+        return f"{f.compared}; undoing {factor} makes it fit: likely a decimal shift"
+    return f"{f.compared}: possibly a keying error in the amount"
+
+
+def _sign_flip(f: _Figures) -> str:
+    usual = "positive" if f.usual_sign > 0 else "negative" if f.usual_sign < 0 else ""
+    if not (usual and f.amount == f.amount and f.amount != 0 and (f.amount < 0) == (f.usual_sign > 0)):
+        return f"{f.compared}: the sign looks wrong for this account"
+    said = f"{_money(f.amount)} where this account is always {usual} (about {_money(f.expected)} expected)"
+    if f.ratio is not None and abs(f.ratio - 1.0) <= 0.25:
+        return f"{said}; reversing the sign makes it fit: likely a sign flip"
+    return f"{said}: the sign is wrong, and the size differs too"
+
+
+def _duplicate(f: _Figures) -> str:
+    if f.ratio is not None and DOUBLE_RANGE[0] <= f.ratio <= DOUBLE_RANGE[1]:
+        return f"{f.compared}; halving it makes it fit: likely posted twice"
+    extra = f.amount - f.expected
+    more = "more" if extra >= 0 else "less"
+    return f"{f.compared}: {_money(abs(extra))} {more} than usual, possibly one entry posted twice"
+
+
+def _missing(f: _Figures) -> str:
+    what = "no line" if f.amount != f.amount else _money(f.amount)
+    return f"Missing posting: {what} where about {_money(f.expected)} is expected"
+
+
+def _misclassification(f: _Figures) -> str:
+    partner = f" ({f.partner_account})" if f.partner_account else ""
+    moved = f.amount - f.expected
+    direction = "up" if moved >= 0 else "down"
+    return (
+        f"{_money(f.amount)} against {_money(f.expected)} expected, {direction} {_money(abs(moved))}, while a "
+        f"neighbouring account{partner} moved by about as much the other way: likely posted to the wrong account"
+    )
+
+
+def _level_shift(f: _Figures) -> str:
+    step = f.step_ratio if f.step_ratio is not None and f.step_ratio == f.step_ratio and f.step_ratio > 0 else f.ratio
+    if step is None:
+        return f"New level from this month ({_money(f.amount)}), kept by the following months"
+    change = (step - 1.0) * 100
+    return (
+        f"New level from this month: {_money(f.amount)}, {abs(change):.0f} % "
+        f"{'above' if change >= 0 else 'below'} the months before, and the following months stay there"
+    )
+
+
+def _seasonal(f: _Figures) -> str:
+    if abs(f.expected) < 0.005:
+        return f"{_money(f.amount)} in a month where this line is always empty: seasonal amount in the wrong month"
+    return f"{f.compared}: out of season for this line"
+
+
+def _peer_outlier(f: _Figures) -> str:
+    return f"{f.compared}: unlike the same account at the other properties this month"
+
+
+def _one_off(f: _Figures) -> str:
+    if f.ratio is None:
+        return f"{f.compared}: one-off"
+    if (f.amount < 0) != (f.expected < 0):
+        return f"{f.compared}: one-off, of the opposite sign to its usual level"
+    direction = "above" if abs(f.amount) >= abs(f.expected) else "below"
+    return f"{f.compared}: one-off {direction} its usual level"
+
+
+# One sentence builder per anomaly type; spikes, drops and plain outliers read as one-offs.
+SENTENCES = {
+    "decimal_shift": _decimal_shift,
+    "sign_flip": _sign_flip,
+    "duplicate": _duplicate,
+    "missing": _missing,
+    "misclassification": _misclassification,
+    "level_shift": _level_shift,
+    "seasonal": _seasonal,
+    "peer_outlier": _peer_outlier,
+}
+
+
 def plain_sentence(
     anomaly_type: str,
     *,
@@ -152,59 +248,16 @@ def plain_sentence(
     statement and ratios to two figures.
     """
     basis = "the same month in other years" if seasonal_family else "the median of the six surrounding months"
-    ratio = _ratio(amount, expected)
-    compared = _comparison(amount, expected, basis) + _last_year(yoy_ratio)
-    if anomaly_type == "decimal_shift":
-        factor = shift_factor(ratio)
-        if factor:
-            return f"{compared}; undoing {factor} makes it fit: likely a decimal shift"
-        return f"{compared}: possibly a keying error in the amount"
-    if anomaly_type == "sign_flip":
-        usual = "positive" if usual_sign > 0 else "negative" if usual_sign < 0 else ""
-        if usual and amount == amount and amount != 0 and (amount < 0) == (usual_sign > 0):
-            said = f"{_money(amount)} where this account is always {usual} (about {_money(expected)} expected)"
-            if ratio is not None and abs(ratio - 1.0) <= 0.25:
-                return f"{said}; reversing the sign makes it fit: likely a sign flip"
-            return f"{said}: the sign is wrong, and the size differs too"
-        return f"{compared}: the sign looks wrong for this account"
-    if anomaly_type == "duplicate":
-        if ratio is not None and DOUBLE_RANGE[0] <= ratio <= DOUBLE_RANGE[1]:
-            return f"{compared}; halving it makes it fit: likely posted twice"
-        extra = amount - expected
-        more = "more" if extra >= 0 else "less"
-        return f"{compared}: {_money(abs(extra))} {more} than usual, possibly one entry posted twice"
-    if anomaly_type == "missing":
-        what = "no line" if amount != amount else _money(amount)
-        return f"Missing posting: {what} where about {_money(expected)} is expected"
-    if anomaly_type == "misclassification":
-        partner = f" ({partner_account})" if partner_account else ""
-        moved = amount - expected
-        direction = "up" if moved >= 0 else "down"
-        return (
-            f"{_money(amount)} against {_money(expected)} expected, {direction} {_money(abs(moved))}, while a "
-            f"neighbouring account{partner} moved by about as much the other way: likely posted to the wrong account"
-        )
-    if anomaly_type == "level_shift":
-        step = step_ratio if step_ratio is not None and step_ratio == step_ratio and step_ratio > 0 else ratio
-        if step is None:
-            return f"New level from this month ({_money(amount)}), kept by the following months"
-        change = (step - 1.0) * 100
-        return (
-            f"New level from this month: {_money(amount)}, {abs(change):.0f} % "
-            f"{'above' if change >= 0 else 'below'} the months before, and the following months stay there"
-        )
-    if anomaly_type == "seasonal":
-        if abs(expected) < 0.005:
-            return f"{_money(amount)} in a month where this line is always empty: seasonal amount in the wrong month"
-        return f"{compared}: out of season for this line"
-    if anomaly_type == "peer_outlier":
-        return f"{compared}: unlike the same account at the other properties this month"
-    if ratio is None:
-        return f"{compared}: one-off"
-    if (amount < 0) != (expected < 0):
-        return f"{compared}: one-off, of the opposite sign to its usual level"
-    direction = "above" if abs(amount) >= abs(expected) else "below"
-    return f"{compared}: one-off {direction} its usual level"
+    figures = _Figures(
+        amount=amount,
+        expected=expected,
+        ratio=_ratio(amount, expected),
+        compared=_comparison(amount, expected, basis) + _last_year(yoy_ratio),
+        usual_sign=usual_sign,
+        step_ratio=step_ratio,
+        partner_account=partner_account,
+    )
+    return SENTENCES.get(anomaly_type, _one_off)(figures)
 
 
 def _feature_value(contributions: list[dict[str, Any]], feature: str) -> float | None:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
 from anomalies.selectors import PropertyDataVersion, TargetDocument, property_data_versions, target_documents_get
+from anomalies.services.attribution import lines_attribute
 from anomalies.services.context import PropertyContext, property_context_get
 from anomalies.services.feedback import verdict_apply
 from anomalies.services.learning import LearningOutcome, lines_learn, present_lines, quieted_counts_write
@@ -177,6 +178,7 @@ def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput
     )
     chunk.applied_feedback |= learned.used_verdicts
     chunk.learned.quieted_by_verdict.update(learned.quieted_by_verdict)
+    lines_attribute(lines=output.lines, background=output.background)
     planned: dict[int, list[PlannedRow]] = defaultdict(list)
     for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
         status = learned.statuses.get(i, status)

@@ -53,7 +53,7 @@ def test_cancel_action_and_readable_summary(admin_client, settings):
     queued.refresh_from_db()
     assert queued.status == JobStatus.CANCELLED
     page = admin_client.get(f"/admin/batch_jobs/batchreprocessingjob/{done.pk}/change/").content.decode()
-    assert "&quot;processed&quot;: 2" in page and "1 done" in page
+    assert 'id="job-results"' in page and '<th>Processed</th><td class="num">2</td>' in page and "1 done" in page
     chunk = done.chunks.get()
     chunk_page = admin_client.get(f"/admin/batch_jobs/batchjobchunk/{chunk.pk}/change/")
     assert chunk_page.status_code == 200 and b'name="_save"' not in chunk_page.content

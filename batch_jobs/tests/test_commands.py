@@ -59,8 +59,8 @@ def test_reprocess_inline_runs_the_job_here_and_reports_skipped_documents():
         (["--since", "2024-13"], "--since must be YYYY-MM"),
         (["--until", "March"], "--until must be YYYY-MM"),
         (["--property", "NOPE"], "unknown property code(s): NOPE"),
-        (["--document-type", "tax_return"], "document_types: Unknown document type(s): tax_return"),
-        (["--status-filter", "done"], "extraction_status_filter: Unknown status filter 'done'"),
+        (["--document-type", "tax_return"], "invalid choice: 'tax_return'"),
+        (["--status-filter", "done"], "invalid choice: 'done'"),
         (["--since", "2024-05", "--until", "2024-01"], "date_range_end"),
     ],
 )

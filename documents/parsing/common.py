@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from kernel.periods import parse_period  # noqa: F401 - re-exported for the parsers
 from kernel.vocabulary import DOCUMENT_TYPES, PROPERTY_TYPES  # noqa: F401 - re-exported for the parsers
@@ -245,6 +246,58 @@ def check_header(file: str, header: list[str], *, overrides: Overrides, column_l
     return names
 
 
+def _property_code(text: str) -> str:
+    if not PROPERTY_CODE_RE.match(text):
+        raise ValueError(f"bad property code {cell_repr(text)} (1-20 letters, digits, '_' or '-')")
+    return text
+
+
+def _property_type(text: str) -> str:
+    kind = text.lower()
+    if kind and kind not in PROPERTY_TYPES:
+        raise ValueError(f"unknown property type {cell_repr(kind)} (expected one of {', '.join(PROPERTY_TYPES)})")
+    return kind
+
+
+def _document_type(text: str) -> str:
+    if text not in DOCUMENT_TYPES:
+        raise ValueError(f"unknown document type {cell_repr(text)} (expected one of {', '.join(DOCUMENT_TYPES)})")
+    return text
+
+
+def _period(text: str) -> str:
+    try:
+        year, month = parse_period(text[: MAX_ECHOED + 1])
+    except ValueError:
+        raise ValueError(f"bad period {cell_repr(text)} (expected YYYY-MM, month 01-12)") from None
+    return f"{year:04d}-{month:02d}"
+
+
+def _bounded(label: str, limit: int, *, required: bool) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if required and not text:
+            raise ValueError(f"empty {label}")
+        if len(text) > limit:
+            raise ValueError(f"longer than {limit} characters")
+        return text
+
+    return check
+
+
+# Each column of a canonical row and how its text is checked and read (ValueError: the reason).
+ROW_FIELDS: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("property_code", _property_code),
+    ("property_type", _property_type),
+    ("property_name", _bounded("property name", MAX_PROPERTY_NAME, required=False)),
+    ("document_type", _document_type),
+    ("period", _period),
+    ("account_code", _bounded("account code", MAX_ACCOUNT_CODE, required=True)),
+    ("account_name", _bounded("account name", MAX_ACCOUNT_NAME, required=True)),
+    ("amount", lambda text: parse_amount(text)),
+    ("is_total", lambda text: parse_bool(text)),
+)
+
+
 def build_row(
     file: str,
     row: int | str,
@@ -258,83 +311,17 @@ def build_row(
     to ``errors`` and return None."""
     label = column_label or (lambda name: name)
     merged = {**values, **overrides.as_columns()}
+    read: dict[str, Any] = {}
     failed = False
-
-    def text(name: str) -> str:
-        return str(merged.get(name) or "").strip()
-
-    def name_text(name: str) -> str:
-        return strip_invisible(text(name)).strip()
-
-    def fail(name: str, message: str) -> None:
-        nonlocal failed
-        failed = True
-        errors.add(ImportFileError(file, row, label(name), message))
-
-    property_code = text("property_code")
-    if not PROPERTY_CODE_RE.match(property_code):
-        fail("property_code", f"bad property code {cell_repr(property_code)} (1-20 letters, digits, '_' or '-')")
-    property_type = text("property_type").lower()
-    if property_type and property_type not in PROPERTY_TYPES:
-        fail(
-            "property_type",
-            f"unknown property type {cell_repr(property_type)} (expected one of {', '.join(PROPERTY_TYPES)})",
-        )
-    property_name = name_text("property_name")
-    if len(property_name) > MAX_PROPERTY_NAME:
-        fail("property_name", f"longer than {MAX_PROPERTY_NAME} characters")
-    portfolio_code = text("portfolio_code")
-    if portfolio_code and not PORTFOLIO_CODE_RE.match(portfolio_code):
-        fail("portfolio_code", f"bad portfolio code {cell_repr(portfolio_code)} (1-30 letters, digits, '_' or '-')")
-    document_type = text("document_type")
-    if document_type not in DOCUMENT_TYPES:
-        fail(
-            "document_type",
-            f"unknown document type {cell_repr(document_type)} (expected one of {', '.join(DOCUMENT_TYPES)})",
-        )
-    period = text("period")
-    year = month = 0
-    try:
-        year, month = parse_period(period[: MAX_ECHOED + 1])
-    except ValueError:
-        fail("period", f"bad period {cell_repr(period)} (expected YYYY-MM, month 01-12)")
-    account_code = text("account_code")
-    if not account_code:
-        fail("account_code", "empty account code")
-    elif len(account_code) > MAX_ACCOUNT_CODE:
-        fail("account_code", f"longer than {MAX_ACCOUNT_CODE} characters")
-    elif _INVISIBLE_RE.search(account_code):
-        fail("account_code", "invisible character (bidi control or zero-width) in the account code")
-    account_name = name_text("account_name")
-    if not account_name:
-        fail("account_name", "empty account name")
-    elif len(account_name) > MAX_ACCOUNT_NAME:
-        fail("account_name", f"longer than {MAX_ACCOUNT_NAME} characters")
-    amount = Decimal(0)
-    try:
-        amount = parse_amount(text("amount"))
-    except ValueError as exc:
-        fail("amount", str(exc))
-    is_total = False
-    try:
-        is_total = parse_bool(text("is_total"))
-    except ValueError as exc:
-        fail("is_total", str(exc))
+    for name, check in ROW_FIELDS:
+        try:
+            read[name] = check(str(merged.get(name) or "").strip())
+        except ValueError as exc:
+            failed = True
+            errors.add(ImportFileError(file, row, label(name), str(exc)))
     if failed:
         return None
-    return CanonicalRow(
-        property_code=property_code,
-        document_type=document_type,
-        period=f"{year:04d}-{month:02d}",
-        account_code=account_code,
-        account_name=account_name,
-        amount=amount,
-        is_total=is_total,
-        property_name=property_name,
-        property_type=property_type,
-        portfolio_code=portfolio_code,
-        row=row,
-    )
+    return CanonicalRow(**read, row=row)
 
 
 def check_documents(

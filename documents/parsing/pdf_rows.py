@@ -137,6 +137,33 @@ def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Ov
     """Bad account lines go to ``errors``; an unreadable PDF or a bad header raises ImportFileError."""
     overrides = overrides or Overrides()
     overrides.validate(file)
+    lines = _text_lines(data, file)
+    header, header_where, items = _header_and_items(lines, file, errors)
+    if not items and not errors:
+        raise ImportFileError(file, None, None, "no line items found (expected lines '<account_code> <name> <amount>')")
+    if not any("bold" in str(w.get("fontname", "")).lower() for line in lines for w in line.words):
+        # A producer that uses no bold font at all: fall back to the names ("Total Revenue").
+        items = [
+            (line, values, boxes, values["account_name"].lower().startswith("total")) for line, values, boxes, _ in items
+        ]
+    fields = _document_fields(file, header, header_where, overrides)
+    rows: list[CanonicalRow] = []
+    for line, values, boxes, is_total in items:
+        row = build_row(
+            file, line.where, {**fields, **values, "is_total": str(is_total)}, overrides=overrides, errors=errors
+        )
+        if row is None:
+            continue
+        row.box = _box(line.words, line.page)
+        row.fields = boxes
+        row.confidence = _confidence(line.words)
+        rows.append(row)
+    check_documents(file, rows, errors=errors)
+    return rows
+
+
+def _text_lines(data: bytes, file: str) -> list[_Line]:
+    """The PDF's lines of words; ImportFileError for an empty, unreadable or scanned file."""
     if not data:
         raise ImportFileError(file, None, None, "empty file")
     try:
@@ -152,7 +179,16 @@ def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Ov
         pdf.close()
     if char_count == 0:
         raise ImportFileError(file, None, None, "PDF has no text layer (a scanned image?); only text PDFs can be imported")
+    return lines
 
+
+_Item = tuple[_Line, dict[str, str], dict[str, FieldBox], bool]
+
+
+def _header_and_items(
+    lines: list[_Line], file: str, errors: ImportErrors
+) -> tuple[dict[str, str], dict[str, str], list[_Item]]:
+    """The header values (and where each was read) and the account lines; bad account lines go to errors."""
     header: dict[str, str] = {}
     header_where: dict[str, str] = {}
 
@@ -164,62 +200,69 @@ def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Ov
         header.setdefault(key, value)
         header_where.setdefault(key, line.where)
 
-    items: list[tuple[_Line, dict[str, str], dict[str, FieldBox], bool]] = []
+    items: list[_Item] = []
     for line in lines:
-        text = line.text
-        matched_header = False
-        for key, pattern in _HEADER_RE.items():
-            match = pattern.match(text)
-            if not match:
-                continue
-            matched_header = True
-            if key == "property":
-                set_header("property_code", match.group("code"), line)
-                if match.group("name"):
-                    set_header("property_name", match.group("name").strip(), line)
-            elif key == "type":
-                set_header("property_type", match.group("value").strip().lower().replace(" ", "_"), line)
-            elif key == "document":
-                set_header("document_type", _normalise_document_type(match.group("value")), line)
-            else:
-                set_header("period", match.group("value"), line)
-            break
-        if matched_header:
+        header_values = _header_values(line.text)
+        if header_values is not None:
+            for key, value in header_values:
+                set_header(key, value, line)
             continue
-        words = line.words
-        if not _ACCOUNT_CODE_RE.match(words[0]["text"]):
-            continue  # a title, a column heading or a footer
-        if len(words) < 3:
-            message = f"expected '<code> <name> <amount>', got {cell_repr(text)}"
-            errors.add(ImportFileError(file, line.where, "account_name", message))
-            continue
-        try:
-            parse_amount(words[-1]["text"])
-        except ValueError as exc:
-            errors.add(ImportFileError(file, line.where, "amount", str(exc)))
-            continue
-        name_words = words[1:-1]
-        values = {
-            "account_code": words[0]["text"],
-            "account_name": " ".join(w["text"] for w in name_words),
-            "amount": words[-1]["text"],
-        }
-        boxes = {
-            "account_code": _box(words[:1], line.page),
-            "account_name": _box(name_words, line.page),
-            "amount": _box(words[-1:], line.page),
-        }
-        bold = any("bold" in str(w.get("fontname", "")).lower() for w in words)
-        items.append((line, values, boxes, bold))
+        item = _account_item(line, file, errors)
+        if item is not None:
+            items.append(item)
+    return header, header_where, items
 
-    if not items and not errors:
-        raise ImportFileError(file, None, None, "no line items found (expected lines '<account_code> <name> <amount>')")
-    if not any("bold" in str(w.get("fontname", "")).lower() for line in lines for w in line.words):
-        # A producer that uses no bold font at all: fall back to the names ("Total Revenue").
-        items = [
-            (line, values, boxes, values["account_name"].lower().startswith("total")) for line, values, boxes, _ in items
-        ]
 
+def _header_values(text: str) -> list[tuple[str, str]] | None:
+    """The (column, value) pairs a header line gives, or None when it is not a header line."""
+    for key, pattern in _HEADER_RE.items():
+        match = pattern.match(text)
+        if not match:
+            continue
+        if key == "property":
+            name = match.group("name")
+            return [("property_code", match.group("code"))] + ([("property_name", name.strip())] if name else [])
+        if key == "type":
+            return [("property_type", match.group("value").strip().lower().replace(" ", "_"))]
+        if key == "document":
+            return [("document_type", _normalise_document_type(match.group("value")))]
+        return [("period", match.group("value"))]
+    return None
+
+
+def _account_item(line: _Line, file: str, errors: ImportErrors) -> _Item | None:
+    """An account line's values and boxes; None for other lines, and for a bad one (added to errors)."""
+    words = line.words
+    if not _ACCOUNT_CODE_RE.match(words[0]["text"]):
+        return None  # a title, a column heading or a footer
+    if len(words) < 3:
+        message = f"expected '<code> <name> <amount>', got {cell_repr(line.text)}"
+        errors.add(ImportFileError(file, line.where, "account_name", message))
+        return None
+    try:
+        parse_amount(words[-1]["text"])
+    except ValueError as exc:
+        errors.add(ImportFileError(file, line.where, "amount", str(exc)))
+        return None
+    name_words = words[1:-1]
+    values = {
+        "account_code": words[0]["text"],
+        "account_name": " ".join(w["text"] for w in name_words),
+        "amount": words[-1]["text"],
+    }
+    boxes = {
+        "account_code": _box(words[:1], line.page),
+        "account_name": _box(name_words, line.page),
+        "amount": _box(words[-1:], line.page),
+    }
+    bold = any("bold" in str(w.get("fontname", "")).lower() for w in words)
+    return line, values, boxes, bold
+
+
+def _document_fields(
+    file: str, header: dict[str, str], header_where: dict[str, str], overrides: Overrides
+) -> dict[str, str]:
+    """The document's property, type and period from its header and the overrides, checked."""
     if header.get("property_type") and header["property_type"] not in PROPERTY_TYPES:
         raise ImportFileError(
             file, header_where["property_type"], "property_type", f"unknown property type {header['property_type']!r}"
@@ -246,16 +289,4 @@ def read_pdf_rows(data: bytes, file: str, *, errors: ImportErrors, overrides: Ov
             except ValueError as exc:
                 raise ImportFileError(file, header_where[key], key, str(exc)) from None
 
-    rows: list[CanonicalRow] = []
-    for line, values, boxes, is_total in items:
-        row = build_row(
-            file, line.where, {**fields, **values, "is_total": str(is_total)}, overrides=overrides, errors=errors
-        )
-        if row is None:
-            continue
-        row.box = _box(line.words, line.page)
-        row.fields = boxes
-        row.confidence = _confidence(line.words)
-        rows.append(row)
-    check_documents(file, rows, errors=errors)
-    return rows
+    return fields

@@ -56,7 +56,7 @@ def test_invalidate_all(portfolio):
     ("args", "message"),
     [
         ((), "nothing to invalidate"),
-        (("--property", "NOPE"), "unknown property 'NOPE'"),
+        (("--property", "NOPE"), r"unknown property code\(s\): NOPE"),
         (("--all", "--property", "P1"), "--all cannot be combined"),
     ],
 )

@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from anomalies import services
+from kernel.commands import PROPERTY_HELP, add_property_option, bars_with_logs, property_codes
 from kernel.exceptions import ApplicationError
 
 
@@ -17,9 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--property", nargs="+", action="extend", dest="properties", metavar="CODE", default=[])
-        parser.add_argument("--since", metavar="YYYY-MM")
-        parser.add_argument("--until", metavar="YYYY-MM")
+        add_property_option(parser, help=f"only these properties; {PROPERTY_HELP}")
+        parser.add_argument("--since", metavar="YYYY-MM", help="first period scored (inclusive)")
+        parser.add_argument("--until", metavar="YYYY-MM", help="last period scored (inclusive)")
         parser.add_argument("--all", action="store_true", dest="all_documents", help="redo documents already detected")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -37,14 +38,16 @@ class Command(BaseCommand):
                 bar = tqdm(total=total, unit="doc", desc="detecting", file=sys.stderr, dynamic_ncols=True)
             bar.update(done - bar.n)
 
+        codes = property_codes(options)
         try:
-            summary = services.detection_run(
-                property_codes=options["properties"] or None,
-                since=options["since"],
-                until=options["until"],
-                all_documents=options["all_documents"],
-                progress=progress,
-            )
+            with bars_with_logs():
+                summary = services.detection_run(
+                    property_codes=codes or None,
+                    since=options["since"],
+                    until=options["until"],
+                    all_documents=options["all_documents"],
+                    progress=progress,
+                )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         finally:

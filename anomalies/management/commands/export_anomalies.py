@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Write the flagged lines (or, with --all, every scored line of the latest versions) to a CSV file."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--output", required=True, metavar="FILE.csv")
+        parser.add_argument("--output", required=True, metavar="FILE.csv", help="the CSV file to write")
         parser.add_argument("--all", action="store_true", dest="all_lines", help="every scored line, not only flagged")
 
     def handle(self, *args, **options) -> None:

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batch_jobs import services
 from batch_jobs.models import BatchReprocessingJob, ExtractionStatusFilter, JobStatus
-from documents.models import Property
+from documents.models import DocumentType, Property
+from kernel.commands import PROPERTY_HELP, add_property_option, property_codes
 from kernel.exceptions import ApplicationError
 from kernel.flags import FeatureDisabled
 
@@ -38,12 +39,25 @@ class Command(BaseCommand):
     help = "Create a batch reprocessing job over the latest documents matching the filters and queue it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--property", action="append", default=[], metavar="CODE", help="property code (repeat)")
+        add_property_option(parser, help=f"only these properties; {PROPERTY_HELP}")
         parser.add_argument("--since", metavar="YYYY-MM", help="first period (inclusive)")
         parser.add_argument("--until", metavar="YYYY-MM", help="last period (inclusive)")
-        parser.add_argument("--document-type", action="append", default=[], metavar="T", help="document type (repeat)")
-        parser.add_argument("--status-filter", default=ExtractionStatusFilter.ALL, help="extraction status, or 'all'")
-        parser.add_argument("--name", default="", help="job name")
+        parser.add_argument(
+            "--document-type",
+            action="append",
+            default=[],
+            choices=DocumentType.values,
+            metavar="TYPE",
+            help=f"only this document type (repeat for several): {', '.join(DocumentType.values)}",
+        )
+        parser.add_argument(
+            "--status-filter",
+            default=ExtractionStatusFilter.ALL,
+            choices=ExtractionStatusFilter.values,
+            metavar="STATUS",
+            help=f"only documents whose extraction status is this: {', '.join(ExtractionStatusFilter.values)} (default all)",
+        )
+        parser.add_argument("--name", default="", help="job name (default: one made from the filters)")
         parser.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
         parser.add_argument(
             "--inline",
@@ -56,7 +70,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         since = _month(options["since"], "--since") if options["since"] else None
         until = _month(options["until"], "--until") if options["until"] else None
-        codes = list(dict.fromkeys(options["property"]))
+        codes = property_codes(options)
         found = dict(Property.objects.filter(code__in=codes).values_list("code", "id"))
         unknown = [c for c in codes if c not in found]
         if unknown:

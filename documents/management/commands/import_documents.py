@@ -7,8 +7,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from documents.models import DocumentType
 from documents.parsing import SUPPORTED_EXTENSIONS
 from documents.services import DocumentImportError, ImportSummary, UploadedSource, documents_import
+from kernel.commands import add_property_option, bars_with_logs, property_codes
 from kernel.exceptions import ApplicationError
 
 PROGRESS_THRESHOLD = 50  # documents: smaller imports finish before a bar would help
@@ -53,7 +55,8 @@ def import_paths(
 
     try:
         sources = [UploadedSource.from_path(path) for path in paths]
-        return documents_import(files=sources, overrides=overrides, progress=report, channel="command", detect=detect)
+        with bars_with_logs():
+            return documents_import(files=sources, overrides=overrides, progress=report, channel="command", detect=detect)
     except DocumentImportError as exc:
         lines = exc.lines if exc.errors.total == 1 else [exc.errors.summary(), *exc.lines]
         raise CommandError("\n".join(lines)) from None
@@ -71,10 +74,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("paths", nargs="+", metavar="PATH")
-        parser.add_argument("--property", dest="property_code", help="property code (fills or overrides the file's)")
-        parser.add_argument("--document-type", help="document type (fills or overrides the file's)")
-        parser.add_argument("--period", help="period YYYY-MM (fills or overrides the file's)")
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories searched for them")
+        add_property_option(parser, help="property code (one): fills or overrides the files'")
+        parser.add_argument(
+            "--document-type",
+            choices=DocumentType.values,
+            metavar="TYPE",
+            help=f"fills or overrides the files' document type: {', '.join(DocumentType.values)}",
+        )
+        parser.add_argument("--period", metavar="YYYY-MM", help="fills or overrides the files' period")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         parser.add_argument(
             "--no-detect",
@@ -87,7 +95,7 @@ class Command(BaseCommand):
         if not paths:
             raise CommandError(f"no .csv, .xlsx or .pdf files under {' '.join(options['paths'])}")
         overrides = {
-            "property_code": options["property_code"],
+            "property_code": next(iter(property_codes(options, at_most=1)), None),
             "document_type": options["document_type"],
             "period": options["period"],
         }

@@ -23,11 +23,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--properties", type=int, default=12)
-        parser.add_argument("--months", type=int, default=36)
-        parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--username", default="admin")
+        parser.add_argument("--port", type=int, default=8000, help="web server port (default 8000)")
+        parser.add_argument("--properties", type=int, default=12, help="demo properties (default 12)")
+        parser.add_argument("--months", type=int, default=36, help="months per property (default 36)")
+        parser.add_argument("--seed", type=int, default=7, help="random seed of the demo portfolio (default 7)")
+        parser.add_argument("--username", default="admin", help="the admin login to create (default admin)")
         parser.add_argument("--no-serve", action="store_true", help="set up, then exit without serving")
 
     def handle(self, *args, **options) -> None:
