@@ -304,8 +304,6 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task results older than this are deleted by Celery's own ``celery.backend_cleanup`` (below).
 CELERY_RESULT_EXPIRES = timedelta(days=_positive_int("TASK_RESULT_RETENTION_DAYS", 14))
-# A worker child whose resident memory passed this (KiB) after a task is replaced by a fresh one.
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 600_000)
 CELERY_BEAT_SCHEDULE: dict = {
     # Beat would add this entry by itself (at 04:00); named here so that it runs on our queue.
     "celery.backend_cleanup": {

@@ -309,7 +309,7 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     empty_cell = absent | (finite & (v == 0))
     quiet_empty = empty_cell & often_empty[:, None] & ~posted_every_year(v)
     point_z = np.where(quiet_empty, np.fmin(point_z, 0.0), point_z)
-    pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
+    pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y)
 
     # Seasonal lines are read on their own level too: with two years of history a lasting shift
     # fills half of the year-over-year residuals and hides in their spread (a step that is only
@@ -401,8 +401,6 @@ def _patterns(
     use: BoolArray,
     point_z: FloatArray,
     expected_y: FloatArray,
-    usual_sign: FloatArray,
-    typical: FloatArray,
 ) -> npt.NDArray[np.int8]:
     """Error signature per cell: undoing a keying error (x10, x100, /100, sign, x2) makes the
     amount fit its context again, or the amount is 0 / absent where the context is not."""

@@ -155,7 +155,7 @@ def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput
         fb: AnomalyFeedback | None = context.feedback.by_line.get(
             (target.property_id, target.document_type, target.period_ordinal, scored.account_code)
         )
-        status = DetectionStatus.OPEN
+        status: str = DetectionStatus.OPEN
         if fb is not None:
             effect = verdict_apply(line=scored, feedback=fb, amount=scored.amount, learning=chunk.learning)
             status = effect.status
@@ -180,9 +180,9 @@ def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput
     chunk.learned.quieted_by_verdict.update(learned.quieted_by_verdict)
     lines_attribute(lines=output.lines, background=output.background)
     planned: dict[int, list[PlannedRow]] = defaultdict(list)
-    for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
-        status = learned.statuses.get(i, status)
-        planned[scored.document_id].append(planned_row(target=target, line=scored, status=status, feedback=fb))
+    for i, (scored, (target, fb, verdict_status)) in enumerate(zip(output.lines, judged, strict=True)):
+        row_status = learned.statuses.get(i, verdict_status)
+        planned[scored.document_id].append(planned_row(target=target, line=scored, status=row_status, feedback=fb))
     return planned
 
 

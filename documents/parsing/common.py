@@ -284,15 +284,37 @@ def _bounded(label: str, limit: int, *, required: bool) -> Callable[[str], str]:
     return check
 
 
-# Each column of a canonical row and how its text is checked and read (ValueError: the reason).
+def _name(label: str, limit: int, *, required: bool) -> Callable[[str], str]:
+    """A name: invisible characters (bidi controls, zero-width) dropped, then bounded."""
+    bounded = _bounded(label, limit, required=required)
+    return lambda text: bounded(strip_invisible(text).strip())
+
+
+def _portfolio_code(text: str) -> str:
+    if text and not PORTFOLIO_CODE_RE.match(text):
+        raise ValueError(f"bad portfolio code {cell_repr(text)} (1-30 letters, digits, '_' or '-')")
+    return text
+
+
+def _account_code(text: str) -> str:
+    code = _bounded("account code", MAX_ACCOUNT_CODE, required=True)(text)
+    if _INVISIBLE_RE.search(code):
+        # A code that looks like another is a spoofing vector: refused, not cleaned.
+        raise ValueError("invisible character (bidi control or zero-width) in the account code")
+    return code
+
+
+# Each column of a canonical row, in the order errors are reported, and how its text is checked and
+# read (ValueError: the reason).
 ROW_FIELDS: tuple[tuple[str, Callable[[str], Any]], ...] = (
     ("property_code", _property_code),
     ("property_type", _property_type),
-    ("property_name", _bounded("property name", MAX_PROPERTY_NAME, required=False)),
+    ("property_name", _name("property name", MAX_PROPERTY_NAME, required=False)),
+    ("portfolio_code", _portfolio_code),
     ("document_type", _document_type),
     ("period", _period),
-    ("account_code", _bounded("account code", MAX_ACCOUNT_CODE, required=True)),
-    ("account_name", _bounded("account name", MAX_ACCOUNT_NAME, required=True)),
+    ("account_code", _account_code),
+    ("account_name", _name("account name", MAX_ACCOUNT_NAME, required=True)),
     ("amount", lambda text: parse_amount(text)),
     ("is_total", lambda text: parse_bool(text)),
 )

@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("code", help="portfolio code")
-        parser.add_argument("property_codes", nargs="+", metavar="PROPERTY_CODE")
+        parser.add_argument("property_codes", nargs="+", metavar="PROPERTY_CODE", help="the properties to move into it")
         parser.add_argument("--name", default="", help="name of the portfolio when it is created")
 
     def handle(self, *args, code: str, property_codes: list[str], name: str, **options) -> None:

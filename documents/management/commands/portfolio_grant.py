@@ -12,7 +12,7 @@ class Command(BaseCommand):
     help = "Grant (or with --revoke, take away) a user's access to a portfolio."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("username")
+        parser.add_argument("username", help="the user to grant the portfolio to")
         parser.add_argument("code", help="portfolio code")
         parser.add_argument("--revoke", action="store_true", help="take the access away")
 
