@@ -345,6 +345,148 @@ def _step_index(years: np.ndarray, calendar_months: np.ndarray, step_month: int)
     return (step_years - step_years[0]).astype(int)
 
 
+class _Draws:
+    """One property's random draws over the months; every helper draws from the same ``rng`` in
+    the order the property is built, so a seed gives the same portfolio."""
+
+    def __init__(self, rng: np.random.Generator, periods: int, years: np.ndarray, cal: np.ndarray):
+        self.rng = rng
+        self.periods = periods
+        self.years = years
+        self.cal = cal
+
+    def noise(self, sd: float) -> np.ndarray:
+        return self.rng.normal(1.0, sd, self.periods)
+
+    def yearly_steps(self, rate_low: float, rate_high: float, step_month: int = 1) -> np.ndarray:
+        steps = _step_index(self.years, self.cal, step_month)
+        rates = self.rng.uniform(rate_low, rate_high, int(steps.max()) + 1)
+        factors = np.cumprod(np.concatenate([[1.0], 1.0 + rates[1:]]))
+        return factors[steps]
+
+
+def _occupied_units(
+    rng: np.random.Generator, occupancy: tuple[float, float], units: int, cal: np.ndarray, *, hotel: bool
+) -> np.ndarray:
+    """Occupancy: whole units that move now and then (hotels: seasonal rooms sold)."""
+    periods = len(cal)
+    low, high = occupancy
+    if hotel:
+        base_occ = rng.uniform(low, high)
+        occ = base_occ + 0.12 * np.sin(2 * np.pi * (cal - 4) / 12) + rng.normal(0, 0.025, periods)
+        return np.clip(np.rint(units * occ), 1, units).astype(np.int64)
+    occupied = np.empty(periods, dtype=np.int64)
+    current = int(round(units * rng.uniform(low, high)))
+    floor = max(1, int(units * 0.6))
+    for i in range(periods):
+        if i and rng.random() < 0.12:
+            move = max(1, int(round(units * 0.02)))
+            current = int(np.clip(current + rng.choice([-move, move]), floor, units))
+        occupied[i] = current
+    return occupied
+
+
+def _base_rent(
+    draws: _Draws, profile: TypeProfile, occupied: np.ndarray, leased_sqft: np.ndarray, *, hotel: bool
+) -> np.ndarray:
+    rng, cal = draws.rng, draws.cal
+    if hotel:
+        adr = profile.rent_psf * rng.uniform(0.8, 1.3) * draws.yearly_steps(0.02, 0.05)
+        adr = adr * (1 + 0.10 * np.sin(2 * np.pi * (cal - 4) / 12))
+        days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[cal - 1]
+        return _cents(occupied * adr * days)
+    escalation_month = int(rng.choice([1, 1, 1, 4, 7, 10]))
+    rate = profile.rent_psf * rng.uniform(0.85, 1.2) * draws.yearly_steps(0.02, 0.04, escalation_month)
+    return _cents(rate * leased_sqft / 12)
+
+
+def _recoveries(draws: _Draws, profile: TypeProfile, base_rent: np.ndarray, opex_scale: float) -> np.ndarray:
+    """Expense recoveries billed to tenants (a token amount where leases do not recover expenses)."""
+    rng, cal = draws.rng, draws.cal
+    if not profile.recoveries:
+        return _cents(base_rent / 100 * 0.04 * draws.noise(0.04))
+    annual_budget = opex_scale * 12 * rng.uniform(1.5, 3.0) * draws.yearly_steps(0.02, 0.05)
+    recoveries = annual_budget / 12 * rng.uniform(0.7, 0.95)
+    # The annual reconciliation in April bills (or refunds) last year's difference.
+    recoveries = recoveries + (cal == 4) * annual_budget * rng.normal(0.03, 0.05, draws.periods)
+    return _cents(recoveries)
+
+
+def _revenue(
+    draws: _Draws, property_type: str, occupied: np.ndarray, leased_sqft: np.ndarray, opex_scale: float
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The revenue lines (4xxx) and the base rent they start from."""
+    rng, cal, periods = draws.rng, draws.cal, draws.periods
+    profile = TYPES[property_type]
+    hotel = property_type == "hotel"
+    base_rent = _base_rent(draws, profile, occupied, leased_sqft, hotel=hotel)
+    income: dict[str, np.ndarray] = {"4010-0000": base_rent}
+    if hotel:
+        income["4020-0000"] = _cents(base_rent / 100 * rng.uniform(0.2, 0.3) * draws.noise(0.05))
+    elif property_type == "retail":
+        percentage = np.zeros(periods)
+        percentage[cal == 2] = rng.uniform(0.5, 1.5) * opex_scale * 0.6
+        income["4020-0000"] = _cents(percentage * draws.noise(0.15))
+    if not hotel:
+        income["4030-0000"] = _recoveries(draws, profile, base_rent, opex_scale)
+    if property_type != "industrial":
+        parking_base = opex_scale * rng.uniform(0.08, 0.35) * (2.0 if property_type in ("office", "mixed_use") else 1.0)
+        income["4040-0000"] = _cents(parking_base * draws.yearly_steps(0.0, 0.04) * draws.noise(0.03))
+    income["4050-0000"] = _cents(opex_scale * rng.uniform(0.02, 0.06) * rng.lognormal(0.0, 0.3, periods))
+    return income, base_rent
+
+
+def _amortise(balance: int, payment: int, monthly_rate: float, periods: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interest, principal and closing balance of each month of a fixed-rate loan."""
+    interest = np.empty(periods, dtype=np.int64)
+    principal = np.empty(periods, dtype=np.int64)
+    balances = np.empty(periods, dtype=np.int64)
+    for i in range(periods):
+        interest[i] = int(round(balance * monthly_rate))
+        principal[i] = min(payment - interest[i], balance)
+        balance -= int(principal[i])
+        balances[i] = balance
+    return interest, principal, balances
+
+
+def _cash_waterfall(
+    cash_in: np.ndarray, capex_wanted: np.ndarray, cal: np.ndarray, *, cash_opening: int, floor: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cash, owner contributions, capital expenditure and distributions of each month.
+
+    Capital projects go ahead only up to half the cash above a one-month-of-revenue floor;
+    quarter ends distribute 80 % of what is left above that floor; when cash would drop below half
+    the floor, the owners contribute capital back up to the floor (in whole $10,000).
+    """
+    periods = len(cash_in)
+    cash = np.empty(periods, dtype=np.int64)
+    contributions = np.zeros(periods, dtype=np.int64)
+    capex = np.zeros(periods, dtype=np.int64)
+    distributions = np.zeros(periods, dtype=np.int64)
+    running = cash_opening
+    for i in range(periods):
+        running += int(cash_in[i])
+        if capex_wanted[i] and running > floor:
+            capex[i] = min(int(capex_wanted[i]), (running - floor) // 2)
+            running -= int(capex[i])
+        if cal[i] in (3, 6, 9, 12) and running > floor:
+            distributions[i] = int((running - floor) * 0.8)
+            running -= int(distributions[i])
+        if running < floor // 2:
+            contributions[i] = -(-(floor - running) // 1_000_000) * 1_000_000
+            running += int(contributions[i])
+        cash[i] = running
+    return cash, contributions, capex, distributions
+
+
+def _own_int64_copies(lines: dict[str, list[Line]], values: dict[str, dict[str, np.ndarray]]) -> None:
+    """Every non-total line as its own int64 array (injection edits them in place)."""
+    for document_type, document_lines in lines.items():
+        for line in document_lines:
+            if not line.is_total:
+                values[document_type][line.code] = np.asarray(values[document_type][line.code], dtype=np.int64).copy()
+
+
 def _build_property(index: int, rng: np.random.Generator, periods: int, years: np.ndarray, cal: np.ndarray):
     type_names = list(TYPES)
     weights = np.array([TYPES[name].weight for name in type_names])
@@ -355,66 +497,16 @@ def _build_property(index: int, rng: np.random.Generator, periods: int, years: n
     code = f"P{index + 1:03d}"
     name = f"{_NAME_FIRST[int(rng.integers(len(_NAME_FIRST)))]} {_NAME_SECOND[property_type][int(rng.integers(4))]}"
     hotel = property_type == "hotel"
+    draws = _Draws(rng, periods, years, cal)
+    noise, yearly_steps = draws.noise, draws.yearly_steps
 
-    def noise(sd: float) -> np.ndarray:
-        return rng.normal(1.0, sd, periods)
-
-    def yearly_steps(rate_low: float, rate_high: float, step_month: int = 1) -> np.ndarray:
-        steps = _step_index(years, cal, step_month)
-        rates = rng.uniform(rate_low, rate_high, int(steps.max()) + 1)
-        factors = np.cumprod(np.concatenate([[1.0], 1.0 + rates[1:]]))
-        return factors[steps]
-
-    # Occupancy: whole units that move now and then (hotels: seasonal rooms sold).
-    low, high = profile.occupancy
-    if hotel:
-        base_occ = rng.uniform(low, high)
-        occ = base_occ + 0.12 * np.sin(2 * np.pi * (cal - 4) / 12) + rng.normal(0, 0.025, periods)
-        occupied = np.clip(np.rint(units * occ), 1, units).astype(np.int64)
-    else:
-        occupied = np.empty(periods, dtype=np.int64)
-        current = int(round(units * rng.uniform(low, high)))
-        floor = max(1, int(units * 0.6))
-        for i in range(periods):
-            if i and rng.random() < 0.12:
-                move = max(1, int(round(units * 0.02)))
-                current = int(np.clip(current + rng.choice([-move, move]), floor, units))
-            occupied[i] = current
+    occupied = _occupied_units(rng, profile.occupancy, units, cal, hotel=hotel)
     occupancy_ratio = occupied / units
     leased_sqft = np.rint(area * occupancy_ratio).astype(np.int64)
 
-    # Revenue.
-    if hotel:
-        adr = profile.rent_psf * rng.uniform(0.8, 1.3) * yearly_steps(0.02, 0.05)
-        adr = adr * (1 + 0.10 * np.sin(2 * np.pi * (cal - 4) / 12))
-        days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[cal - 1]
-        base_rent = _cents(occupied * adr * days)
-    else:
-        escalation_month = int(rng.choice([1, 1, 1, 4, 7, 10]))
-        rate = profile.rent_psf * rng.uniform(0.85, 1.2) * yearly_steps(0.02, 0.04, escalation_month)
-        base_rent = _cents(rate * leased_sqft / 12)
-    income: dict[str, np.ndarray] = {"4010-0000": base_rent}
     opex_scale = area / 12.0  # dollars per month for one dollar per sqft per year
     opex = opex_scale * profile.opex_factor
-    if hotel:
-        income["4020-0000"] = _cents(base_rent / 100 * rng.uniform(0.2, 0.3) * noise(0.05))
-    elif property_type == "retail":
-        percentage = np.zeros(periods)
-        percentage[cal == 2] = rng.uniform(0.5, 1.5) * opex_scale * 0.6
-        income["4020-0000"] = _cents(percentage * noise(0.15))
-    if not hotel:
-        if profile.recoveries:
-            annual_budget = opex_scale * 12 * rng.uniform(1.5, 3.0) * yearly_steps(0.02, 0.05)
-            recoveries = annual_budget / 12 * rng.uniform(0.7, 0.95)
-            # The annual reconciliation in April bills (or refunds) last year's difference.
-            recoveries = recoveries + (cal == 4) * annual_budget * rng.normal(0.03, 0.05, periods)
-            income["4030-0000"] = _cents(recoveries)
-        else:
-            income["4030-0000"] = _cents(base_rent / 100 * 0.04 * noise(0.04))
-    if property_type != "industrial":
-        parking_base = opex_scale * rng.uniform(0.08, 0.35) * (2.0 if property_type in ("office", "mixed_use") else 1.0)
-        income["4040-0000"] = _cents(parking_base * yearly_steps(0.0, 0.04) * noise(0.03))
-    income["4050-0000"] = _cents(opex_scale * rng.uniform(0.02, 0.06) * rng.lognormal(0.0, 0.3, periods))
+    income, base_rent = _revenue(draws, property_type, occupied, leased_sqft, opex_scale)
     revenue_cents = sum(income.values())
 
     # Expenses (positive amounts).
@@ -457,14 +549,7 @@ def _build_property(index: int, rng: np.random.Generator, periods: int, years: n
     payment = _cents(original * monthly_rate / (1 - (1 + monthly_rate) ** -amortisation_months)).item()
     balance = _cents(original * rng.uniform(0.75, 0.98)).item()
     opening_balance = balance
-    interest = np.empty(periods, dtype=np.int64)
-    principal = np.empty(periods, dtype=np.int64)
-    balances = np.empty(periods, dtype=np.int64)
-    for i in range(periods):
-        interest[i] = int(round(balance * monthly_rate))
-        principal[i] = min(payment - interest[i], balance)
-        balance -= int(principal[i])
-        balances[i] = balance
+    interest, principal, balances = _amortise(balance, payment, monthly_rate, periods)
     income["7030-0000"] = interest
     building = _cents(value * 0.8).item()
     land = _cents(value * 0.2).item()
@@ -509,28 +594,10 @@ def _build_property(index: int, rng: np.random.Generator, periods: int, years: n
         - change(escrow, escrow_opening)
         + change(deposits_held, deposits_held[0])
     )
-    # Capital projects go ahead only up to half the cash above a one-month-of-revenue floor;
-    # quarter ends distribute 80 % of what is left above that floor; when cash would drop below half
-    # the floor, the owners contribute capital back up to the floor (in whole $10,000).
-    cash = np.empty(periods, dtype=np.int64)
-    contributions = np.zeros(periods, dtype=np.int64)
-    capex = np.zeros(periods, dtype=np.int64)
-    distributions = np.zeros(periods, dtype=np.int64)
     cash_opening = int(revenue_cents[0] * 2)
-    floor = int(revenue_cents.mean())
-    running = cash_opening
-    for i in range(periods):
-        running += int(operating_cash[i] - principal[i])
-        if capex_wanted[i] and running > floor:
-            capex[i] = min(int(capex_wanted[i]), (running - floor) // 2)
-            running -= int(capex[i])
-        if cal[i] in (3, 6, 9, 12) and running > floor:
-            distributions[i] = int((running - floor) * 0.8)
-            running -= int(distributions[i])
-        if running < floor // 2:
-            contributions[i] = -(-(floor - running) // 1_000_000) * 1_000_000
-            running += int(contributions[i])
-        cash[i] = running
+    cash, contributions, capex, distributions = _cash_waterfall(
+        operating_cash - principal, capex_wanted, cal, cash_opening=cash_opening, floor=int(revenue_cents.mean())
+    )
 
     accumulated = -int(building * rng.uniform(0.05, 0.3)) - np.cumsum(depreciation)
     improvements_opening = _cents(area * rng.uniform(2, 10)).item()
@@ -604,10 +671,7 @@ def _build_property(index: int, rng: np.random.Generator, periods: int, years: n
         "rent_roll": rent_roll,
         "mortgage_statement": mortgage,
     }
-    for document_type, document_lines in lines.items():
-        for line in document_lines:
-            if not line.is_total:
-                values[document_type][line.code] = np.asarray(values[document_type][line.code], dtype=np.int64).copy()
+    _own_int64_copies(lines, values)
     return _Property(code, name, property_type, area, units, lines, values)
 
 
