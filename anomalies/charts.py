@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape  # quote=True: attributes are escaped as well as text
 
 SEVERITY_COLOURS = {"critical": "#b91c1c", "high": "#ea580c", "medium": "#ca8a04", "low": "#2563eb"}
@@ -57,178 +58,294 @@ def _value_range(values: Sequence[float | None], others: Sequence[float], marked
     return low - pad, high + pad
 
 
-def series_chart_svg(
-    *,
-    labels: Sequence[str],
-    values: Sequence[float | None],
-    expected: Sequence[float | None] | None = None,
-    band_low: Sequence[float | None] | None = None,
-    band_high: Sequence[float | None] | None = None,
-    marked: Sequence[int] = (),
-    marked_colours: Sequence[str] | None = None,
-    current: int | None = None,
-    width: int = 720,
-    height: int = 260,
-    title: str = "",
-    legend: bool = True,
-) -> str:
-    """A line chart of a series with its expected value, the expected band and marked points.
+@dataclass(frozen=True)
+class SeriesChartOptions:
+    """What a series chart draws besides the amounts, and its size.
 
-    ``marked`` are indexes into ``values`` (the anomalous points), drawn as rings in their
-    ``marked_colours`` (red by default); a marked index without a value (an absent posting) is a
-    dashed vertical line. ``current`` (an index) gets a guide line: the point the page is about.
-    Points far outside the ordinary range are drawn at the edge with their value written beside
-    them ("off-scale"), so one x100 posting does not flatten the rest of the series.
+    ``marked`` are indexes into the values (the anomalous points), drawn as rings in their
+    ``marked_colours`` (red by default); ``current`` (an index) gets a guide line: the point the
+    page is about. ``expected`` and the band (``band_low`` .. ``band_high``) run month by month.
     """
-    n = len(labels)
-    if n == 0 or len(values) != n:
-        return '<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="no data" width="0" height="0"></svg>'
-    pad_left, pad_right = 64, 16
-    pad_top = 30 if title else 14
-    pad_bottom = 56 if legend else 36
-    plot_w, plot_h = width - pad_left - pad_right, height - pad_top - pad_bottom
-    others = _finite(expected or []) + _finite(band_low or []) + _finite(band_high or [])
-    low, high = _value_range(values, others, marked)
 
-    def x(i: int) -> float:
-        return pad_left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+    expected: Sequence[float | None] | None = None
+    band_low: Sequence[float | None] | None = None
+    band_high: Sequence[float | None] | None = None
+    marked: Sequence[int] = ()
+    marked_colours: Sequence[str] | None = None
+    current: int | None = None
+    width: int = 720
+    height: int = 260
+    title: str = ""
+    legend: bool = True
 
-    def y(v: float) -> float:
-        return pad_top + plot_h * (1 - (min(max(v, low), high) - low) / (high - low))
 
-    def off_scale(v: float) -> bool:
-        return v < low or v > high
+_ANOMALY_RED = "#dc2626"
+_NO_DATA_SVG = '<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="no data" width="0" height="0"></svg>'
 
-    def path(series: Sequence[float | None]) -> str:
+
+def _is_amount(value: float | None) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area and its value range: maps a month index and an amount to SVG coordinates."""
+
+    months: int
+    width: int
+    height: int
+    pad_left: int
+    pad_right: int
+    pad_top: int
+    plot_w: int
+    plot_h: int
+    low: float
+    high: float
+
+    @classmethod
+    def for_series(cls, *, months: int, values: Sequence[float | None], options: SeriesChartOptions) -> _Frame:
+        pad_left, pad_right = 64, 16
+        pad_top = 30 if options.title else 14
+        pad_bottom = 56 if options.legend else 36
+        others = _finite(options.expected or []) + _finite(options.band_low or []) + _finite(options.band_high or [])
+        low, high = _value_range(values, others, options.marked)
+        return cls(
+            months=months,
+            width=options.width,
+            height=options.height,
+            pad_left=pad_left,
+            pad_right=pad_right,
+            pad_top=pad_top,
+            plot_w=options.width - pad_left - pad_right,
+            plot_h=options.height - pad_top - pad_bottom,
+            low=low,
+            high=high,
+        )
+
+    @property
+    def bottom(self) -> int:
+        return self.pad_top + self.plot_h
+
+    def x(self, i: int) -> float:
+        return self.pad_left + (self.plot_w * i / (self.months - 1) if self.months > 1 else self.plot_w / 2)
+
+    def y(self, v: float) -> float:
+        return self.pad_top + self.plot_h * (1 - (min(max(v, self.low), self.high) - self.low) / (self.high - self.low))
+
+    def off_scale(self, v: float) -> bool:
+        return v < self.low or v > self.high
+
+    def path(self, series: Sequence[float | None]) -> str:
+        """An SVG path through the series; a month without an amount lifts the pen."""
         parts, pen_down = [], False
         for i, v in enumerate(series):
-            if v is None or not math.isfinite(float(v)):
+            if v is None or not _is_amount(v):
                 pen_down = False
                 continue
-            parts.append(f"{'L' if pen_down else 'M'}{_fmt(x(i))},{_fmt(y(float(v)))}")
+            parts.append(f"{'L' if pen_down else 'M'}{_fmt(self.x(i))},{_fmt(self.y(float(v)))}")
             pen_down = True
         return " ".join(parts)
 
+
+def _chart_frame(frame: _Frame, title: str) -> list[str]:
+    """The svg element, the plot background and the title."""
+    width, height = frame.width, frame.height
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="series-chart" role="img" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{escape(title or "series chart")}" '
         'font-family="system-ui, sans-serif">',
-        f'<rect x="{pad_left}" y="{pad_top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ddd"/>',
+        f'<rect x="{frame.pad_left}" y="{frame.pad_top}" width="{frame.plot_w}" height="{frame.plot_h}" '
+        'fill="#fafafa" stroke="#ddd"/>',
     ]
     if title:
-        out.append(f'<text x="{pad_left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>')
+        out.append(f'<text x="{frame.pad_left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>')
+    return out
+
+
+def _axes(frame: _Frame, labels: Sequence[str]) -> list[str]:
+    """Five horizontal grid lines with their amounts, and at most about twelve month labels."""
+    out = []
     for k in range(5):
-        v = low + (high - low) * k / 4
+        v = frame.low + (frame.high - frame.low) * k / 4
         out.append(
-            f'<line x1="{pad_left}" x2="{width - pad_right}" y1="{_fmt(y(v))}" y2="{_fmt(y(v))}" stroke="#eee"/>'
-            f'<text x="{pad_left - 6}" y="{_fmt(y(v) + 4)}" font-size="10" text-anchor="end">'
+            f'<line x1="{frame.pad_left}" x2="{frame.width - frame.pad_right}" y1="{_fmt(frame.y(v))}" '
+            f'y2="{_fmt(frame.y(v))}" stroke="#eee"/>'
+            f'<text x="{frame.pad_left - 6}" y="{_fmt(frame.y(v) + 4)}" font-size="10" text-anchor="end">'
             f"{escape(_compact_amount(v))}</text>"
         )
-    step = max(1, math.ceil(n / 12))
-    for i in range(0, n, step):
+    step = max(1, math.ceil(frame.months / 12))
+    for i in range(0, frame.months, step):
         out.append(
-            f'<text x="{_fmt(x(i))}" y="{pad_top + plot_h + 16}" font-size="10" text-anchor="middle">'
+            f'<text x="{_fmt(frame.x(i))}" y="{frame.bottom + 16}" font-size="10" text-anchor="middle">'
             f"{escape(str(labels[i]))}</text>"
         )
-    if current is not None and 0 <= current < n:
-        out.append(
-            f'<line class="current" x1="{_fmt(x(current))}" x2="{_fmt(x(current))}" y1="{pad_top}" '
-            f'y2="{pad_top + plot_h}" stroke="#9ca3af" stroke-dasharray="2 3"/>'
-        )
-    if band_low is not None and band_high is not None:
-        # One polygon per run of consecutive months with a band (a gap ends the run).
-        run: list[int] = []
-        runs: list[list[int]] = []
-        for i in range(n):
-            lo = band_low[i] if i < len(band_low) else None
-            hi = band_high[i] if i < len(band_high) else None
-            if lo is not None and hi is not None and math.isfinite(float(lo)) and math.isfinite(float(hi)):
-                run.append(i)
-            elif run:
-                runs.append(run)
-                run = []
-        if run:
+    return out
+
+
+def _current_guide(frame: _Frame, current: int | None) -> list[str]:
+    if current is None or not 0 <= current < frame.months:
+        return []
+    return [
+        f'<line class="current" x1="{_fmt(frame.x(current))}" x2="{_fmt(frame.x(current))}" y1="{frame.pad_top}" '
+        f'y2="{frame.bottom}" stroke="#9ca3af" stroke-dasharray="2 3"/>'
+    ]
+
+
+def _band_runs(
+    months: int, band_low: Sequence[float | None], band_high: Sequence[float | None]
+) -> list[list[tuple[int, float, float]]]:
+    """Runs of consecutive months with a band, as (month, low, high); a gap ends the run."""
+    run: list[tuple[int, float, float]] = []
+    runs: list[list[tuple[int, float, float]]] = []
+    for i in range(months):
+        lo = band_low[i] if i < len(band_low) else None
+        hi = band_high[i] if i < len(band_high) else None
+        if lo is not None and hi is not None and _is_amount(lo) and _is_amount(hi):
+            run.append((i, float(lo), float(hi)))
+        elif run:
             runs.append(run)
-        for run in runs:
-            points = [f"{_fmt(x(i))},{_fmt(y(float(band_high[i])))}" for i in run]
-            points += [f"{_fmt(x(i))},{_fmt(y(float(band_low[i])))}" for i in reversed(run)]
-            if len(run) == 1:  # a lone month: a short bar instead of a zero-width polygon
-                i = run[0]
-                points = [
-                    f"{_fmt(x(i) - 3)},{_fmt(y(float(band_high[i])))}",
-                    f"{_fmt(x(i) + 3)},{_fmt(y(float(band_high[i])))}",
-                    f"{_fmt(x(i) + 3)},{_fmt(y(float(band_low[i])))}",
-                    f"{_fmt(x(i) - 3)},{_fmt(y(float(band_low[i])))}",
-                ]
-            out.append(f'<polygon class="expected-band" points="{" ".join(points)}" fill="#bfdbfe" opacity="0.55"/>')
-    if expected is not None:
-        out.append(
-            f'<path class="expected" d="{path(expected)}" fill="none" stroke="#2563eb" '
-            'stroke-dasharray="5 3" stroke-width="1.5"/>'
-        )
-        # A month with an expected value but no neighbour with one (e.g. a total checked only
-        # where it failed to foot) has no line to sit on: a short dash marks it.
-        for i, v in enumerate(expected):
-            if v is None or not math.isfinite(float(v)):
-                continue
-            before = expected[i - 1] if i > 0 else None
-            after = expected[i + 1] if i + 1 < len(expected) else None
-            if before is None and after is None:
-                out.append(
-                    f'<line class="expected-point" x1="{_fmt(x(i) - 8)}" x2="{_fmt(x(i) + 8)}" '
-                    f'y1="{_fmt(y(float(v)))}" y2="{_fmt(y(float(v)))}" stroke="#2563eb" stroke-width="2.5">'
-                    f"<title>expected {escape(_compact_amount(float(v)))}</title></line>"
-                )
-    out.append(f'<path class="actual" d="{path(values)}" fill="none" stroke="#111827" stroke-width="1.8"/>')
-    for i, v in enumerate(values):
-        if v is not None and math.isfinite(float(v)):
+            run = []
+    if run:
+        runs.append(run)
+    return runs
+
+
+def _band(frame: _Frame, band_low: Sequence[float | None] | None, band_high: Sequence[float | None] | None) -> list[str]:
+    """One polygon per run of months with an expected band."""
+    if band_low is None or band_high is None:
+        return []
+    out = []
+    for run in _band_runs(frame.months, band_low, band_high):
+        points = [f"{_fmt(frame.x(i))},{_fmt(frame.y(hi))}" for i, _, hi in run]
+        points += [f"{_fmt(frame.x(i))},{_fmt(frame.y(lo))}" for i, lo, _ in reversed(run)]
+        if len(run) == 1:  # a lone month: a short bar instead of a zero-width polygon
+            i, lo, hi = run[0]
+            points = [
+                f"{_fmt(frame.x(i) - 3)},{_fmt(frame.y(hi))}",
+                f"{_fmt(frame.x(i) + 3)},{_fmt(frame.y(hi))}",
+                f"{_fmt(frame.x(i) + 3)},{_fmt(frame.y(lo))}",
+                f"{_fmt(frame.x(i) - 3)},{_fmt(frame.y(lo))}",
+            ]
+        out.append(f'<polygon class="expected-band" points="{escape(" ".join(points))}" fill="#bfdbfe" opacity="0.55"/>')
+    return out
+
+
+def _expected_line(frame: _Frame, expected: Sequence[float | None] | None) -> list[str]:
+    """The expected values as a dashed line; a month with no neighbour to join gets a short dash."""
+    if expected is None:
+        return []
+    out = [
+        f'<path class="expected" d="{escape(frame.path(expected))}" fill="none" stroke="#2563eb" '
+        'stroke-dasharray="5 3" stroke-width="1.5"/>'
+    ]
+    # A month with an expected value but no neighbour with one (e.g. a total checked only
+    # where it failed to foot) has no line to sit on: a short dash marks it.
+    for i, v in enumerate(expected):
+        if v is None or not _is_amount(v):
+            continue
+        before = expected[i - 1] if i > 0 else None
+        after = expected[i + 1] if i + 1 < len(expected) else None
+        if before is None and after is None:
             out.append(
-                f'<circle class="point" cx="{_fmt(x(i))}" cy="{_fmt(y(float(v)))}" r="2.5" fill="#111827">'
+                f'<line class="expected-point" x1="{_fmt(frame.x(i) - 8)}" x2="{_fmt(frame.x(i) + 8)}" '
+                f'y1="{_fmt(frame.y(float(v)))}" y2="{_fmt(frame.y(float(v)))}" stroke="#2563eb" stroke-width="2.5">'
+                f"<title>expected {escape(_compact_amount(float(v)))}</title></line>"
+            )
+    return out
+
+
+def _actual(frame: _Frame, labels: Sequence[str], values: Sequence[float | None]) -> list[str]:
+    """The amounts: a solid line and a dot per month with its tooltip."""
+    out = [f'<path class="actual" d="{escape(frame.path(values))}" fill="none" stroke="#111827" stroke-width="1.8"/>']
+    for i, v in enumerate(values):
+        if v is not None and _is_amount(v):
+            out.append(
+                f'<circle class="point" cx="{_fmt(frame.x(i))}" cy="{_fmt(frame.y(float(v)))}" r="2.5" fill="#111827">'
                 f"<title>{escape(str(labels[i]))}: {escape(_compact_amount(float(v)))}</title></circle>"
             )
-    colours = list(marked_colours or [])
-    for j, i in enumerate(marked):
-        if not 0 <= i < n:
-            continue
-        v = values[i]
-        colour = colours[j] if j < len(colours) else "#dc2626"
-        if v is None or not math.isfinite(float(v)):
-            out.append(
-                f'<line class="anomaly-absent" x1="{_fmt(x(i))}" x2="{_fmt(x(i))}" y1="{pad_top}" '
-                f'y2="{pad_top + plot_h}" stroke="{colour}" stroke-width="2" stroke-dasharray="4 3">'
-                f"<title>{escape(str(labels[i]))}: no line</title></line>"
-            )
-            continue
-        value = float(v)
+    return out
+
+
+def _marked_point(frame: _Frame, *, i: int, label: str, value: float | None, colour: str, is_current: bool) -> list[str]:
+    """A flagged month: a ring (a dashed vertical line when it has no amount), with its value
+    written at the edge when it lies off the scale."""
+    colour = escape(colour)
+    if value is None or not _is_amount(value):
+        return [
+            f'<line class="anomaly-absent" x1="{_fmt(frame.x(i))}" x2="{_fmt(frame.x(i))}" y1="{frame.pad_top}" '
+            f'y2="{frame.bottom}" stroke="{colour}" stroke-width="2" stroke-dasharray="4 3">'
+            f"<title>{escape(label)}: no line</title></line>"
+        ]
+    amount = float(value)
+    out = [
+        f'<circle class="anomaly-point" cx="{_fmt(frame.x(i))}" cy="{_fmt(frame.y(amount))}" r="{7 if is_current else 6}" '
+        f'fill="none" stroke="{colour}" stroke-width="{3 if is_current else 2.5}"><title>{escape(label)}: '
+        f"{escape(_compact_amount(amount))}</title></circle>"
+    ]
+    if frame.off_scale(amount):
+        above = amount > frame.high
+        ty = frame.y(amount) + (14 if above else -8)
+        anchor = "end" if frame.x(i) > frame.pad_left + frame.plot_w * 0.8 else "start"
+        tx = frame.x(i) + (-10 if anchor == "end" else 10)
         out.append(
-            f'<circle class="anomaly-point" cx="{_fmt(x(i))}" cy="{_fmt(y(value))}" r="{7 if i == current else 6}" '
-            f'fill="none" stroke="{colour}" stroke-width="{3 if i == current else 2.5}"><title>{escape(str(labels[i]))}: '
-            f"{escape(_compact_amount(value))}</title></circle>"
+            f'<text class="off-scale" x="{_fmt(tx)}" y="{_fmt(ty)}" font-size="11" font-weight="bold" '
+            f'fill="{colour}" text-anchor="{anchor}">{"▲" if above else "▼"} {escape(_compact_amount(amount))} '
+            "(off scale)</text>"
         )
-        if off_scale(value):
-            above = value > high
-            ty = y(value) + (14 if above else -8)
-            anchor = "end" if x(i) > pad_left + plot_w * 0.8 else "start"
-            tx = x(i) + (-10 if anchor == "end" else 10)
-            out.append(
-                f'<text class="off-scale" x="{_fmt(tx)}" y="{_fmt(ty)}" font-size="11" font-weight="bold" '
-                f'fill="{colour}" text-anchor="{anchor}">{"▲" if above else "▼"} {escape(_compact_amount(value))} '
-                "(off scale)</text>"
-            )
-    if legend:
-        ly = height - 14
-        out.append(
-            f'<g class="legend" font-size="11" transform="translate({pad_left},{ly})">'
-            '<line x1="0" x2="22" y1="-4" y2="-4" stroke="#111827" stroke-width="1.8"/>'
-            '<text x="28" y="0">amount</text>'
-            '<line x1="92" x2="114" y1="-4" y2="-4" stroke="#2563eb" stroke-width="1.5" stroke-dasharray="5 3"/>'
-            '<text x="120" y="0">expected</text>'
-            '<rect x="190" y="-10" width="22" height="12" fill="#bfdbfe" opacity="0.8"/>'
-            '<text x="218" y="0">expected band</text>'
-            '<circle cx="330" cy="-4" r="6" fill="none" stroke="#dc2626" stroke-width="2.5"/>'
-            '<text x="342" y="0">flagged month</text>'
-            "</g>"
+    return out
+
+
+def _marked(frame: _Frame, labels: Sequence[str], values: Sequence[float | None], options: SeriesChartOptions) -> list[str]:
+    colours = list(options.marked_colours or [])
+    out: list[str] = []
+    for j, i in enumerate(options.marked):
+        if not 0 <= i < frame.months:
+            continue
+        colour = colours[j] if j < len(colours) else _ANOMALY_RED
+        out += _marked_point(
+            frame, i=i, label=str(labels[i]), value=values[i], colour=colour, is_current=i == options.current
         )
+    return out
+
+
+def _legend(frame: _Frame) -> str:
+    return (
+        f'<g class="legend" font-size="11" transform="translate({frame.pad_left},{frame.height - 14})">'
+        '<line x1="0" x2="22" y1="-4" y2="-4" stroke="#111827" stroke-width="1.8"/>'
+        '<text x="28" y="0">amount</text>'
+        '<line x1="92" x2="114" y1="-4" y2="-4" stroke="#2563eb" stroke-width="1.5" stroke-dasharray="5 3"/>'
+        '<text x="120" y="0">expected</text>'
+        '<rect x="190" y="-10" width="22" height="12" fill="#bfdbfe" opacity="0.8"/>'
+        '<text x="218" y="0">expected band</text>'
+        f'<circle cx="330" cy="-4" r="6" fill="none" stroke="{_ANOMALY_RED}" stroke-width="2.5"/>'
+        '<text x="342" y="0">flagged month</text>'
+        "</g>"
+    )
+
+
+def series_chart_svg(
+    *, labels: Sequence[str], values: Sequence[float | None], options: SeriesChartOptions | None = None
+) -> str:
+    """A line chart of a series with its expected value, the expected band and marked points.
+
+    A marked index without a value (an absent posting) is a dashed vertical line. Points far
+    outside the ordinary range are drawn at the edge with their value written beside them
+    ("off-scale"), so one x100 posting does not flatten the rest of the series.
+    """
+    options = options or SeriesChartOptions()
+    months = len(labels)
+    if months == 0 or len(values) != months:
+        return _NO_DATA_SVG
+    frame = _Frame.for_series(months=months, values=values, options=options)
+    out = _chart_frame(frame, options.title)
+    out += _axes(frame, labels)
+    out += _current_guide(frame, options.current)
+    out += _band(frame, options.band_low, options.band_high)
+    out += _expected_line(frame, options.expected)
+    out += _actual(frame, labels, values)
+    out += _marked(frame, labels, values, options)
+    if options.legend:
+        out.append(_legend(frame))
     out.append("</svg>")
     return "".join(out)
 

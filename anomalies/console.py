@@ -168,15 +168,19 @@ def series_chart(*, detection: AnomalyDetection, account: str = "") -> SeriesCha
     svg = charts.series_chart_svg(
         labels=[p.label for p in points],
         values=[p.amount for p in points],
-        expected=[p.expected for p in points],
-        band_low=low,
-        band_high=high,
-        marked=marked,
-        marked_colours=[charts.SEVERITY_COLOURS.get(points[i].severity, "#dc2626") for i in marked],
-        current=current,
-        width=760,
-        height=300,
-        title=f"{account or detection.account_code} · {detection.get_document_type_display()} · {detection.property.code}",
+        options=charts.SeriesChartOptions(
+            expected=[p.expected for p in points],
+            band_low=low,
+            band_high=high,
+            marked=marked,
+            marked_colours=[charts.SEVERITY_COLOURS.get(points[i].severity, "#dc2626") for i in marked],
+            current=current,
+            width=760,
+            height=300,
+            title=" · ".join(
+                (account or detection.account_code, detection.get_document_type_display(), detection.property.code)
+            ),
+        ),
     )
     if z_flag is None:
         note = "No expected band: too few ordinary months with a stored deviation to measure the series' spread."

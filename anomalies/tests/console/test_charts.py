@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from anomalies.charts import heat_legend_svg, heatmap_svg, series_chart_svg
+from anomalies.charts import SeriesChartOptions, heat_legend_svg, heatmap_svg, series_chart_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -19,11 +19,13 @@ def test_series_chart_marks_the_anomalous_point_and_draws_band():
         series_chart_svg(
             labels=labels,
             values=values,
-            expected=[100.0] * 12,
-            band_low=[90.0] * 12,
-            band_high=[110.0] * 12,
-            marked=[7],
-            title="6010-0000 Utilities",
+            options=SeriesChartOptions(
+                expected=[100.0] * 12,
+                band_low=[90.0] * 12,
+                band_high=[110.0] * 12,
+                marked=[7],
+                title="6010-0000 Utilities",
+            ),
         )
     )
     marked = [c for c in svg.iter(f"{SVG}circle") if c.get("class") == "anomaly-point"]
@@ -37,7 +39,7 @@ def test_series_chart_marks_the_anomalous_point_and_draws_band():
 
 
 def test_series_chart_skips_missing_values_and_escapes_labels():
-    svg_text = series_chart_svg(labels=["<a>", "b&c", "d"], values=[1.0, None, 3.0], title="x<y")
+    svg_text = series_chart_svg(labels=["<a>", "b&c", "d"], values=[1.0, None, 3.0], options=SeriesChartOptions(title="x<y"))
     svg = _parse(svg_text)
     actual = svg.find(f".//{SVG}path[@class='actual']").get("d")
     assert actual.count("M") == 2  # the gap lifts the pen
@@ -70,7 +72,9 @@ def test_a_far_outlier_is_drawn_off_scale_so_the_rest_stays_readable():
     labels = [f"2024-{m:02d}" for m in range(1, 13)]
     values = [100.0 + (m % 3) for m in range(12)]
     values[5] = 10_000.0  # x100
-    svg = _parse(series_chart_svg(labels=labels, values=values, marked=[5], expected=[101.0] * 12))
+    svg = _parse(
+        series_chart_svg(labels=labels, values=values, options=SeriesChartOptions(marked=[5], expected=[101.0] * 12))
+    )
     label = svg.find(f".//{SVG}text[@class='off-scale']")
     assert label is not None and "10.0k" in label.text
     # The ordinary points spread over the plot instead of sitting on one line at the bottom.
@@ -83,14 +87,16 @@ def test_a_far_outlier_is_drawn_off_scale_so_the_rest_stays_readable():
 
 def test_points_near_the_range_are_kept_on_scale():
     values = [100.0, 102.0, 98.0, 101.0, 140.0, 99.0]
-    svg_text = series_chart_svg(labels=list("abcdef"), values=values, marked=[4])
+    svg_text = series_chart_svg(labels=list("abcdef"), values=values, options=SeriesChartOptions(marked=[4]))
     assert "off scale" not in svg_text
 
 
 def test_an_absent_posting_and_the_current_month_are_drawn_as_lines():
     svg = _parse(
         series_chart_svg(
-            labels=["a", "b", "c", "d"], values=[5.0, None, 5.5, 6.0], marked=[1], marked_colours=["#b91c1c"], current=1
+            labels=["a", "b", "c", "d"],
+            values=[5.0, None, 5.5, 6.0],
+            options=SeriesChartOptions(marked=[1], marked_colours=["#b91c1c"], current=1),
         )
     )
     absent = svg.find(f".//{SVG}line[@class='anomaly-absent']")
@@ -104,8 +110,7 @@ def test_band_with_gaps_is_drawn_in_pieces():
         series_chart_svg(
             labels=list("abcde"),
             values=[1.0, 2.0, 3.0, 2.0, 1.0],
-            band_low=[0.0, 1.0, None, 1.0, 0.0],
-            band_high=[2.0, 3.0, None, 3.0, 2.0],
+            options=SeriesChartOptions(band_low=[0.0, 1.0, None, 1.0, 0.0], band_high=[2.0, 3.0, None, 3.0, 2.0]),
         )
     )
     assert len([p for p in svg.iter(f"{SVG}polygon") if p.get("class") == "expected-band"]) == 2
@@ -122,9 +127,13 @@ def test_heatmap_tooltips_carry_details_and_the_legend_spans_the_flag_range():
 
 
 def test_a_lone_expected_value_is_marked():
-    svg = _parse(series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], expected=[None, 2.5, None]))
+    svg = _parse(
+        series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], options=SeriesChartOptions(expected=[None, 2.5, None]))
+    )
     assert len(svg.findall(f".//{SVG}line[@class='expected-point']")) == 1
-    svg = _parse(series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], expected=[2.0, 2.5, None]))
+    svg = _parse(
+        series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], options=SeriesChartOptions(expected=[2.0, 2.5, None]))
+    )
     assert not svg.findall(f".//{SVG}line[@class='expected-point']")
 
 
