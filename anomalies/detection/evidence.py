@@ -111,12 +111,13 @@ def pair_misclassifications(
         members = np.flatnonzero(panel.document_ids == d)
         by_doc[int(d)] = members[np.argsort(panel.row_order[members])]
     used: set[tuple[int, int]] = set()
-    for s, t in sorted(map(tuple, candidates), key=lambda st: -evidence[st[0], st[1]]):
+    cells = [(int(s), int(t)) for s, t in candidates]
+    for s, t in sorted(cells, key=lambda st: -evidence[st[0], st[1]]):
         if (s, t) in used or anomaly_type[s, t] in ("sign_flip", "seasonal"):
             continue
         members = by_doc[int(panel.document_ids[s])]
         best, best_err = -1, PAIR_MATCH
-        for o in members:
+        for o in members.tolist():
             if (o, t) in used or not _may_pair(panel, ctx, anomaly_type, section, (int(s), int(o), int(t))):
                 continue
             a, b = dev[s, t], dev[o, t]

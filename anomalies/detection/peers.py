@@ -120,7 +120,7 @@ def peer_stats_from_columns(
     group_names = np.char.add(np.char.add(docs.astype(str), "\x1f"), accts.astype(str))
     uniq, group = np.unique(group_names, return_inverse=True)
     group = group.reshape(-1)
-    groups = {tuple(str(u).split("\x1f", 1)): i for i, u in enumerate(uniq)}
+    groups = {_group_key(u): i for i, u in enumerate(uniq)}
     period0 = int(per.min())
     n_t = int(per.max()) - period0 + 1
     t = per - period0
@@ -150,6 +150,12 @@ def peer_stats_from_columns(
     level_median[group, t] = med
     level_mad[group, t] = mad
     return PeerStats(groups, period0, n_reporting, n_posting, level_median, level_mad)
+
+
+def _group_key(name: object) -> tuple[str, str]:
+    """(document type, account code) of a group name joined with the unit separator."""
+    document_type, account_code = str(name).split("\x1f", 1)
+    return document_type, account_code
 
 
 def _segment_median(segment: IntArray, values: FloatArray) -> FloatArray:

@@ -150,7 +150,7 @@ def _quantities(panel, filled: FloatArray, members: np.ndarray, learned: list[Le
             continue
         for signs in itertools.product((1.0, -1.0), repeat=len(top) - 1):
             signs = (1.0, *signs)
-            values = sum(sg * v for sg, (_, v) in zip(signs, top, strict=True))
+            values = np.asarray(sum(sg * v for sg, (_, v) in zip(signs, top, strict=True)), dtype=np.float64)
             terms = [(s, sg * w) for sg, (cov, _) in zip(signs, top, strict=True) for s, w in cov]
             out.append(_Quantity(values, [(s, 0, w) for s, w in terms], frozenset(s for s, _ in terms), False))
     return out
@@ -317,7 +317,7 @@ def _attribute(  # noqa: C901, PLR0913 -- one identity break attributed in place
     terms = [(s, lag, w) for s, lag, w in qa.terms] + [(s, lag, -c * w) for s, lag, w in qb.terms]
     n_t = len(diff)
     in_lasting, last_start = False, -1  # inside the run of an identity that broke for good (until it holds again)
-    for t in breaks:
+    for t in breaks.tolist():
         if in_lasting and not np.any(holds[breaks[0] : t] & (np.arange(breaks[0], t) > last_start)):
             continue
         in_lasting = False

@@ -282,7 +282,7 @@ def parse_llm_answer(content: str, catalogue: list[AlgorithmInfo]) -> LLMAnswer:
         name = next((str(v) for k, v in item.items() if k.lower() in NAME_KEYS and isinstance(v, str)), "")
         if not name:
             continue
-        rec = {"algorithm": name, **{f: _field(item, needles) for f, needles in FIELD_KEYS.items()}}
+        rec: dict[str, str | None] = {"algorithm": name, **{f: _field(item, needles) for f, needles in FIELD_KEYS.items()}}
         rec["resolved"] = resolve_name(name, catalogue)
         recommendations.append(rec)
     if not recommendations:

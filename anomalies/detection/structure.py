@@ -178,7 +178,7 @@ def _statement(table: LineTable, rows: IntArray) -> Statement:
         a, b = starts[months[0]], ends[months[0]]
         is_total = table.is_total[rows[a:b]]
         cols = column[a:b]
-        amounts = values[np.ix_(months, cols)]
+        amounts = values[np.ix_(np.asarray(months, dtype=np.int64), cols)]
         detail = np.where(is_total[None, :], 0.0, amounts)
         groups.append(
             ChartGroup(
@@ -310,7 +310,7 @@ def _best_sum_of_totals(
     if not earlier:
         return None
     months = np.flatnonzero(remaining)
-    values = statement.values[np.ix_(months, [statement.column(c) for c in earlier])]
+    values = statement.values[np.ix_(months, np.asarray([statement.column(c) for c in earlier], dtype=np.int64))]
     target = statement.values[months, statement.column(total)]
     block = np.full(len(months), np.nan)
     for i, m in enumerate(months):

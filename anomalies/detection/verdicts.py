@@ -148,7 +148,7 @@ def applicable(
     keep = np.zeros(verdicts.n, dtype=bool)
     keep[list(latest.values())] = True
     mask &= keep
-    for i in np.flatnonzero(mask):
+    for i in np.flatnonzero(mask).tolist():
         if context_properties is not None and int(verdicts.property_ids[i]) not in context_properties:
             mask[i] = bool(verdicts.still_seen[i])
             continue

@@ -39,7 +39,7 @@ def statement_structure_get(*, property_id: int, document_type: str, user: Any) 
         document_types=[document_type] * len(rows),
         account_codes=[r[2] for r in rows],
         periods=[r[1] for r in rows],
-        amounts=[r[4] for r in rows],
+        amounts=[float(r[4]) for r in rows],
         is_total=[r[5] for r in rows],
         row_order=[r[6] for r in rows],
     )

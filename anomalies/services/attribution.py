@@ -32,7 +32,8 @@ def lines_attribute(*, lines: Sequence[ScoredLine], background: np.ndarray | Non
         return float((line.contributions.get("learned") or {}).get("confidence", 0.0))
 
     rows = attribution.evidence_matrix(
-        np.vstack([line.features for line in explained]), np.array([confidence(line) for line in explained])
+        np.vstack([line.features for line in explained if line.features is not None]),
+        np.array([confidence(line) for line in explained]),
     )
     base = np.zeros((0, len(attribution.EVIDENCE_NAMES)))
     if background is not None and len(background):
