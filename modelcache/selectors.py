@@ -22,7 +22,8 @@ def model_cache_entry_by_key(*, model_key: str) -> AnomalyModelCache | None:
     """The entry stored under ``model_key`` (a detection's model_key), without its binary."""
     if not model_key:
         return None
-    return model_cache_list().filter(model_key=model_key).first()
+    # The detection it is looked up for was already scoped to the user; the key names one entry.
+    return AnomalyModelCache.objects.defer("model_binary").filter(model_key=model_key).first()
 
 
 def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:
