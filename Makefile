@@ -55,6 +55,7 @@ bench: $(DEPS)
 	$(PYTHON) benchmarks/import_speed.py --postgres-url $(BENCH_PG)/reims_bench
 	$(PYTHON) benchmarks/import_errors.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_cache $(PYTHON) benchmarks/cache.py
+	$(PYTHON) benchmarks/numba_warmup.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py
 

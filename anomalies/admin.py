@@ -31,7 +31,7 @@ from documents.admin_scoping import PortfolioScopedAdminMixin
 from documents.scoping import sees_everything
 from kernel.admin_utils import ReadOnlyAdmin, pretty_json
 from kernel.exceptions import ApplicationError
-from modelcache.selectors import model_cache_entry_by_key
+from modelcache.selectors import model_cache_entry_for_detection
 
 
 def account_cell(*, name: str, code: str, where: str) -> str:
@@ -127,7 +127,7 @@ class AnomalyDetectionAdmin(PortfolioScopedAdminMixin, ReadOnlyAdmin):
     @admin.display(description="model key")
     def cached_model(self, obj: AnomalyDetection) -> str:
         """The key, linked to the cache entry whose model scored this line (when it is still stored)."""
-        entry = model_cache_entry_by_key(model_key=obj.model_key)
+        entry = model_cache_entry_for_detection(model_key=obj.model_key, property_id=obj.property_id)
         if entry is None:
             return obj.model_key or "—"
         url = reverse("admin:modelcache_anomalymodelcache_change", args=[entry.pk])

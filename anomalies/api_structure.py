@@ -40,7 +40,9 @@ class StatementStructureApi(APIView):
         query = StructureQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         learned = statement_structure_get(
-            property_id=query.validated_data["property"], document_type=query.validated_data["document_type"]
+            property_id=query.validated_data["property"],
+            document_type=query.validated_data["document_type"],
+            user=request.user,
         )
         if learned is None:
             return Response({"property": ["No property with this id."]}, status=404)

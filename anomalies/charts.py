@@ -316,3 +316,38 @@ def _heat_colour(score: float) -> str:
             red, green, blue = (int(round(a + (b - a) * f)) for a, b in zip(c0, c1, strict=True))
             return f"#{red:02x}{green:02x}{blue:02x}"
     return "#7f1d1d"
+
+
+def shap_bars_svg(*, attributions: Sequence[tuple[str, float]], base_value: float, width: int = 420) -> str:
+    """Horizontal bars: each named evidence's SHAP value on the score (right raises it, left lowers it)."""
+    row, label_width, pad = 22, 170, 8
+    height = row * len(attributions) + 30
+    span = max((abs(v) for _, v in attributions), default=1.0) or 1.0
+    zero = label_width + (width - label_width - pad) / 2.0
+    half = (width - label_width - pad) / 2.0 - 40
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape("SHAP values of the score by evidence")}">',
+        f'<line x1="{_fmt(zero)}" y1="4" x2="{_fmt(zero)}" y2="{height - 22}" stroke="#64748b" stroke-width="1"/>',
+    ]
+    for i, (name, value) in enumerate(attributions):
+        y = 6 + i * row
+        length = abs(value) / span * half
+        x = zero if value >= 0 else zero - length
+        colour = "#dc2626" if value >= 0 else "#2563eb"
+        out.append(f'<text x="{label_width - 6}" y="{y + 13}" font-size="11" text-anchor="end">{escape(name)}</text>')
+        out.append(
+            f'<rect x="{_fmt(x)}" y="{y + 2}" width="{_fmt(max(length, 0.5))}" height="{row - 8}" fill="{colour}">'
+            f"<title>{escape(name)}: {escape(f'{value:+.1f}')} points</title></rect>"
+        )
+        anchor_x = zero + length + 4 if value >= 0 else zero - length - 4
+        anchor = "start" if value >= 0 else "end"
+        out.append(
+            f'<text x="{_fmt(anchor_x)}" y="{y + 13}" font-size="10" text-anchor="{anchor}">{escape(f"{value:+.1f}")}</text>'
+        )
+    out.append(
+        f'<text x="{label_width}" y="{height - 6}" font-size="10" fill="#64748b">'
+        f"{escape(f'points of score from a typical month ({base_value:.0f})')}</text>"
+    )
+    out.append("</svg>")
+    return "".join(out)

@@ -26,7 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from anomalies import charts, selectors
 from anomalies.detection.scoring import FLAG_SCORE, z_from_score
-from anomalies.models import AnomalyDetection, AnomalyFeedback, AnomalyType, FeedbackType
+from anomalies.models import AnomalyDetection, AnomalyExplanation, AnomalyFeedback, AnomalyType, FeedbackType
 from anomalies.selectors.benchmarks import benchmark_position
 from anomalies.services.feedback import FEEDBACK_NOTES_MAX_LENGTH
 from documents.models import DocumentType
@@ -308,6 +308,7 @@ def review_context(
         "heading": f"{account_label(detection)} · {detection.get_document_type_display()} · {detection.period.label} "
         f"· {detection.property.code}",
         "chart": series_chart(detection=detection, account=account_label(detection)),
+        "shap": shap_chart(explanation=explanation),
         "explanation": explanation,
         "root_cause": _root_cause_label(explanation.root_cause_type if explanation else detection.anomaly_type),
         "sentence": (explanation.summary if explanation else "") or detection.explanation_text,
@@ -331,6 +332,21 @@ def review_context(
         "feedback_log": feedback_log,
         "feedback_url": reverse("admin:anomalies_anomalydetection_feedback", args=[detection.id]),
         "notes_max_length": FEEDBACK_NOTES_MAX_LENGTH,
+    }
+
+
+def shap_chart(*, explanation: AnomalyExplanation | None) -> dict[str, Any] | None:
+    """The stored SHAP values of the line's score as a small bar chart (None when none were stored)."""
+    shap = explanation.shap_values if explanation is not None else None
+    if not isinstance(shap, dict) or not isinstance(shap.get("attributions"), list):
+        return None
+    bars = [(str(a.get("evidence", "")), float(a.get("shap", 0.0))) for a in shap["attributions"] if isinstance(a, dict)]
+    svg = charts.shap_bars_svg(attributions=bars, base_value=float(shap.get("base_value", 0.0)))
+    return {
+        "svg": mark_safe(svg),  # noqa: S308 - charts escape every data label
+        "method": str(shap.get("method", "")),
+        "surrogate_score": shap.get("surrogate_score"),
+        "background_rows": shap.get("background_rows"),
     }
 
 

@@ -127,14 +127,20 @@ def portfolio_size(database: Path) -> tuple[int, int]:
 
 def two_passes(source: Path, *, pyod: bool) -> tuple[Pass, Pass, bool]:
     database = WORKDIR / ("run-pyod.sqlite3" if pyod else "run-statistical.sqlite3")
+    _remove(database)  # with a journal left by an earlier run beside it, a fresh copy reads as corrupt
     shutil.copyfile(source, database)
     _run([sys.executable, "manage.py", "migrate", "-v0"], _env(database, pyod=pyod))  # a template of an older schema
     first = detect_pass(database, pyod=pyod)
     after_first = snapshot(database)
     second = detect_pass(database, pyod=pyod)
     identical = snapshot(database) == after_first and len(after_first) > 0
-    database.unlink()
+    _remove(database)
     return first, second, identical
+
+
+def _remove(database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
 
 
 def _verdict(ok: bool) -> str:

@@ -45,6 +45,7 @@ from anomalies.services import detection_run  # noqa: E402
 from anomalies.tests.factories import load_rows  # noqa: E402
 from benchmarks.quality import load_portfolio  # noqa: E402
 from documents.models import LineItem, Property  # noqa: E402
+from reims.testing import grant_default_portfolio  # noqa: E402
 
 Key = tuple[str, str, str, str]
 FP_TARGET = 0.50
@@ -77,6 +78,7 @@ def year_figures(labels: dict[Key, str], year: int, first_year: int) -> tuple[in
 def analyst_client() -> APIClient:
     user, _ = User.objects.get_or_create(username="bench-analyst")
     user.user_permissions.add(Permission.objects.get(codename="add_anomalyfeedback"))
+    grant_default_portfolio(user)  # the generators' properties land in the default portfolio
     client = APIClient()
     client.force_authenticate(user=User.objects.get(pk=user.pk))
     return client

@@ -218,8 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=("both", "demo", "independent"), default="both")
     parser.add_argument("--no-pyod", action="store_true", help="statistical detectors only (FEATURE_FLAG_PYOD off)")
     parser.add_argument("--show-errors", type=int, default=0, help="print this many false positives / negatives")
+    parser.add_argument("--ablation", action="store_true", help="also print benchmarks/ablation.py's table")
     args = parser.parse_args(argv)
     generators = ("demo", "independent") if args.generator == "both" else (args.generator,)
+    if args.ablation:
+        from benchmarks.ablation import ablation, print_ablation
+
+        for generator in generators:
+            print_ablation(generator, ablation(generator, args.properties, args.months, args.seed))
     results = {g: run_generator(g, args) for g in generators}
     kinds = sorted({k for ours, _ in results.values() for k in ours["per_kind"]})
     header = "".join(f"{g + ' ours':>18}{g + ' REIMS2':>18}" for g in generators)

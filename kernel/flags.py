@@ -43,7 +43,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("LIME_ENABLED", "LIME_ENABLED", True, "LIME explanations", available=False),
     Flag("PORTFOLIO_BENCHMARKS_ENABLED", "PORTFOLIO_BENCHMARKS_ENABLED", False, "Cross-property benchmarks"),
     Flag("LAYOUTLM_ENABLED", "LAYOUTLM_ENABLED", False, "LayoutLM extraction of PDFs", available=False),
-    Flag("INCREMENTAL_LEARNING_ENABLED", "INCREMENTAL_LEARNING_ENABLED", True, "Incremental model updates"),
+    Flag(
+        "INCREMENTAL_LEARNING_ENABLED",
+        "INCREMENTAL_LEARNING_ENABLED",
+        True,
+        "Incremental model updates (the model cache's drift rules refit models instead)",
+        available=False,
+    ),
     Flag("GPU_ACCELERATION_ENABLED", "ANOMALY_USE_GPU", False, "GPU for detectors that support it", available=False),
 )
 _BY_NAME: dict[str, Flag] = {}

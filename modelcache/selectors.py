@@ -18,12 +18,17 @@ def model_cache_list(*, user: Any) -> QuerySet[AnomalyModelCache]:
     return AnomalyModelCache.objects.visible_to(user).defer("model_binary").select_related("property")
 
 
-def model_cache_entry_by_key(*, model_key: str) -> AnomalyModelCache | None:
-    """The entry stored under ``model_key`` (a detection's model_key), without its binary."""
+def model_cache_entry_for_detection(*, model_key: str, property_id: int) -> AnomalyModelCache | None:
+    """The entry whose model scored a detection of ``property_id`` (its ``model_key``), without its
+    binary. The entry is the property's own: whoever may see the detection may see it."""
     if not model_key:
         return None
-    # The detection it is looked up for was already scoped to the user; the key names one entry.
-    return AnomalyModelCache.objects.defer("model_binary").filter(model_key=model_key).first()
+    return (
+        AnomalyModelCache.objects.filter(model_key=model_key, property_id=property_id)
+        .defer("model_binary")
+        .order_by()
+        .first()
+    )
 
 
 def model_cache_stats(*, days: int | None = None) -> dict[str, Any]:

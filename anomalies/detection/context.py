@@ -309,7 +309,7 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     empty_cell = absent | (finite & (v == 0))
     quiet_empty = empty_cell & often_empty[:, None] & ~posted_every_year(v)
     point_z = np.where(quiet_empty, np.fmin(point_z, 0.0), point_z)
-    pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y, usual_sign, typical)
+    pattern = _patterns(v, unit, absent, preds, scales, use, point_z, expected_y)
 
     # Seasonal lines are read on their own level too: with two years of history a lasting shift
     # fills half of the year-over-year residuals and hides in their spread (a step that is only
@@ -339,7 +339,9 @@ def compute_context(panel: SeriesPanel, peers: PeerStats | None = None) -> Serie
     step_z = np.where(prior >= MIN_PRIOR, step_z, 0.0)
     # A step that recurs at the same time of another year (a season that starts or ends) is the
     # line's calendar, not a lasting new level.
-    step_z = np.where(recurring_steps(y), 0.0, step_z)
+    stepped = np.flatnonzero((step_z > 0).any(axis=1))  # only series with a step to judge
+    if len(stepped):
+        step_z[stepped] = np.where(recurring_steps(y[stepped]), 0.0, step_z[stepped])
     step_ratio = np.where(step_local > 0, ratio_local, np.where(step_sl >= step_sr, ratio_sl, ratio_sr))
     step_ratio = np.where(step_nb > 0, ratio_nb, step_ratio)
     step_ratio = np.where(new_cp, np.exp(np.nan_to_num(cp_step)), step_ratio)
@@ -399,8 +401,6 @@ def _patterns(
     use: BoolArray,
     point_z: FloatArray,
     expected_y: FloatArray,
-    usual_sign: FloatArray,
-    typical: FloatArray,
 ) -> npt.NDArray[np.int8]:
     """Error signature per cell: undoing a keying error (x10, x100, /100, sign, x2) makes the
     amount fit its context again, or the amount is 0 / absent where the context is not."""

@@ -100,6 +100,8 @@ class DetectionResult:
     total_outcomes: list[TotalOutcome] = field(default_factory=list)
     structures: dict[tuple[int, str], StatementStructure] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # (n_rows, len(FEATURE_NAMES)) feature row of each scored line (NaN elsewhere), for attribution.
+    features: FloatArray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -157,7 +159,9 @@ def detect_anomalies(
     pyod_z = np.zeros_like(stat_z)
 
     t1 = time.perf_counter()
-    pyod_series = modelled & cell_mask.any(axis=1)
+    # PyOD only refines cells the statistics gate in, so only series holding such a candidate
+    # among the cells scored now are selected, fitted and logged: elsewhere PyOD costs nothing.
+    pyod_series = modelled & ((stat_z >= PYOD_GATE_Z) & cell_mask).any(axis=1)
     if use_pyod and pyod_series.any():
         pyod_z, selections = run_pyod(
             panel=panel,
@@ -215,6 +219,8 @@ def detect_anomalies(
     result.model_key[rows] = models.model_key[s_idx]
     result.model_version[rows] = models.version[s_idx]
     result.threshold[rows] = models.threshold[s_idx]
+    result.features = np.full((n, feats.values.shape[-1]), np.nan)
+    result.features[rows] = feats.values[s_idx, t_idx]
     for row, sev_score in zip(rows[flagged[s_idx, t_idx]], scores[s_idx, t_idx][flagged[s_idx, t_idx]], strict=True):
         result.severity[row] = severity(float(sev_score))
 

@@ -69,6 +69,23 @@ def classify(ctx: SeriesContext, evidence: FloatArray, level_blamed: np.ndarray 
     return out
 
 
+def _may_pair(
+    panel: SeriesPanel, ctx: SeriesContext, anomaly_type: np.ndarray, section: IntArray, cell: tuple[int, int, int]
+) -> bool:
+    """Line ``o`` may be the other half of line ``s``'s misclassification in period ``t``."""
+    s, o, t = cell
+    if o == s or not np.isfinite(panel.values[o, t]):
+        return False
+    # The partner must deviate as well: noise on a volatile neighbour cancelling a deviation by
+    # chance is no misclassification.
+    if not np.nan_to_num(ctx.point_z[o, t]) >= PAIR_PARTNER_Z or anomaly_type[o, t] == "seasonal":
+        return False
+    if abs(panel.row_order[o] - panel.row_order[s]) > PAIR_MAX_DISTANCE:
+        return False
+    # A total line between them: different sections of the statement.
+    return not (panel.rows[s, t] >= 0 and section[panel.rows[o, t]] != section[panel.rows[s, t]])
+
+
 def pair_misclassifications(
     panel: SeriesPanel, ctx: SeriesContext, evidence: FloatArray, anomaly_type: np.ndarray, section: IntArray
 ) -> dict[tuple[int, int], int]:
@@ -100,16 +117,8 @@ def pair_misclassifications(
         members = by_doc[int(panel.document_ids[s])]
         best, best_err = -1, PAIR_MATCH
         for o in members:
-            if o == s or (o, t) in used or not np.isfinite(panel.values[o, t]):
+            if (o, t) in used or not _may_pair(panel, ctx, anomaly_type, section, (int(s), int(o), int(t))):
                 continue
-            # The partner must deviate as well: noise on a volatile neighbour cancelling a
-            # deviation by chance is no misclassification.
-            if not np.nan_to_num(ctx.point_z[o, t]) >= PAIR_PARTNER_Z or anomaly_type[o, t] == "seasonal":
-                continue
-            if abs(panel.row_order[o] - panel.row_order[s]) > PAIR_MAX_DISTANCE:
-                continue
-            if panel.rows[s, t] >= 0 and section[panel.rows[o, t]] != section[panel.rows[s, t]]:
-                continue  # a total line between them: different sections of the statement
             a, b = dev[s, t], dev[o, t]
             if a * b >= 0:
                 continue

@@ -294,7 +294,7 @@ def _confirm(qa: _Quantity, qb: _Quantity, holds: np.ndarray, informative: np.nd
     del n_t
 
 
-def _attribute(
+def _attribute(  # noqa: C901, PLR0913 -- one identity break attributed in place; to split (see report)
     qa: _Quantity,
     qb: _Quantity,
     c: float,

@@ -144,7 +144,7 @@ class Statement:
 
 def statements_of(table: LineTable, score_mask: BoolArray | None = None) -> list[Statement]:
     """The table's statements with a total line (and a row in ``score_mask`` when given)."""
-    if table.n_rows == 0:
+    if not table.is_total.any():
         return []
     doc_types = table.document_types.astype(str)
     type_index = np.unique(doc_types, return_inverse=True)[1]
@@ -438,8 +438,8 @@ def sections_of_rows(table: LineTable) -> IntArray:
 
     Two lines with no total between them belong to the same section of the statement.
     """
-    if table.n_rows == 0:
-        return np.zeros(0, dtype=np.int64)
+    if not table.is_total.any():
+        return np.zeros(table.n_rows, dtype=np.int64)  # one section per document
     type_index = np.unique(table.document_types.astype(str), return_inverse=True)[1]
     order = np.lexsort((table.row_order, table.periods, type_index, table.property_ids))
     keys = np.column_stack([table.property_ids[order], type_index[order], table.periods[order]])

@@ -54,7 +54,7 @@ class LineTable:
         return len(self.line_ids)
 
     @classmethod
-    def from_columns(
+    def from_columns(  # noqa: PLR0913 -- one keyword per LineTable column
         cls,
         *,
         line_ids: Iterable[int],

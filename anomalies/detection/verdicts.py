@@ -7,7 +7,8 @@ stronger*:
 
 * on the same series (property, document type, account): full weight;
 * on the same account and document type at other properties of the portfolio: half weight (a
-  convention of the portfolio's books, e.g. occupancy re-measured every spring).
+  convention of the portfolio's books, e.g. occupancy re-measured every spring);
+* for one-month kinds (spike, x10, duplicate, seasonal), in another calendar month: half again.
 
 A dismissal covers a flagged line when the line's kind (level shift, zero month, sign flip, ...)
 is the dismissed one and its raw evidence is at most ``COVER_RATIO`` times the dismissed line's
@@ -41,6 +42,11 @@ from .table import FloatArray, IntArray
 
 SAME_SERIES_WEIGHT = 1.0
 PEER_PROPERTY_WEIGHT = 0.5
+# A lump dismissed in April (an annual invoice) says little about the same lump in February: for
+# one-month kinds a verdict in another calendar month counts half.  A zero month, a new level or
+# a sign convention is a habit of the account, whatever the month.
+OTHER_MONTH_FACTOR = 0.5
+MONTH_BOUND_KINDS = frozenset({"spike", "drop", "decimal_shift", "duplicate", "seasonal", "outlier", "peer_outlier"})
 COVER_RATIO = 1.5  # a line up to 1.5x as strong as a dismissed one is "the same evidence"
 PRIOR = 1.0  # pseudo-count of "this may be an error" before any verdict
 LEARN_MIN_CONFIDENCE = 0.5  # below: the verdicts disagree too much to change the score
@@ -102,6 +108,7 @@ class Candidates:
     account_codes: np.ndarray
     kinds: np.ndarray
     scores: FloatArray
+    periods: IntArray | None = None  # period ordinals (month-aware weights); None: months ignored
 
     @property
     def n(self) -> int:
@@ -190,32 +197,16 @@ def learn(
         bucket = buckets.get((str(candidates.document_types[c]), str(candidates.account_codes[c]), kind))
         if not bucket:
             continue
-        prop = int(candidates.property_ids[c])
-        dismissed = confirmed = 0.0
-        peer_props: set[int] = set()
-        own_dismissed = 0
-        used: list[int] = []
-        for i in bucket:
-            weight = SAME_SERIES_WEIGHT if int(verdicts.property_ids[i]) == prop else PEER_PROPERTY_WEIGHT
-            if verdicts.is_anomaly[i]:
-                confirmed += weight
-                used.append(int(verdicts.ids[i]))
-            elif z[c] <= COVER_RATIO * (dismissed_z := z_from_score(float(verdicts.scores[i]))):
-                dismissed += weight
-                normal_z[c] = max(normal_z[c], dismissed_z)
-                used.append(int(verdicts.ids[i]))
-                if weight == SAME_SERIES_WEIGHT:
-                    own_dismissed += 1
-                else:
-                    peer_props.add(int(verdicts.property_ids[i]))
-        if dismissed == 0.0:
-            if confirmed:
-                taught[c] = tuple(used)
+        month = int(candidates.periods[c]) % 12 if candidates.periods is not None else None
+        w = _weigh(verdicts, bucket, prop=int(candidates.property_ids[c]), month=month, kind=kind, z=float(z[c]))
+        taught[c] = tuple(w.used)
+        if w.dismissed == 0.0:
+            if w.confirmed:
                 reasons[c] = f"kept: {kind.replace('_', ' ')} confirmed before on {candidates.account_codes[c]}"
             continue
-        confidence[c] = dismissed / (dismissed + confirmed + PRIOR)
-        taught[c] = tuple(used)
-        reasons[c] = _reason(own_dismissed, len(peer_props), str(candidates.account_codes[c]), kind)
+        confidence[c] = w.dismissed / (w.dismissed + w.confirmed + PRIOR)
+        normal_z[c] = w.normal_z
+        reasons[c] = _reason(w.own_dismissed, len(w.peer_properties), str(candidates.account_codes[c]), kind)
     # Evidence is re-read against what was dismissed as normal: at the dismissed strength it is
     # Z_HALF (the flag line) with the verdicts even (c = 0.5), half that with two to one.
     learning = confidence >= LEARN_MIN_CONFIDENCE
@@ -239,6 +230,40 @@ def learn(
         verdict_ids=taught,
         applicable_verdicts=verdicts.ids[usable],
     )
+
+
+@dataclass
+class _Weighed:
+    dismissed: float = 0.0
+    confirmed: float = 0.0
+    normal_z: float = 1.0  # the strongest dismissed evidence covering the candidate
+    own_dismissed: int = 0
+    peer_properties: set[int] = field(default_factory=set)
+    used: list[int] = field(default_factory=list)
+
+
+def _weigh(verdicts: VerdictArrays, bucket: list[int], *, prop: int, month: int | None, kind: str, z: float) -> _Weighed:
+    """The weight of the dismissals covering a candidate and of the confirmations against it."""
+    w = _Weighed()
+    for i in bucket:
+        own = int(verdicts.property_ids[i]) == prop
+        weight = SAME_SERIES_WEIGHT if own else PEER_PROPERTY_WEIGHT
+        if month is not None and kind in MONTH_BOUND_KINDS and int(verdicts.periods[i]) % 12 != month:
+            weight *= OTHER_MONTH_FACTOR
+        dismissed_z = z_from_score(float(verdicts.scores[i]))
+        if verdicts.is_anomaly[i]:
+            w.confirmed += weight
+        elif z <= COVER_RATIO * dismissed_z:
+            w.dismissed += weight
+            w.normal_z = max(w.normal_z, dismissed_z)
+            if own:
+                w.own_dismissed += 1
+            else:
+                w.peer_properties.add(int(verdicts.property_ids[i]))
+        else:
+            continue
+        w.used.append(int(verdicts.ids[i]))
+    return w
 
 
 def _reason(own: int, peers: int, account: str, kind: str) -> str:

@@ -196,10 +196,10 @@ def property_anomaly_heatmap(*, property_id: int) -> PropertyHeatmap:
             cells[ordinal] = HeatmapCell(det_id, score, severity, status)
     first, last = bounds["first"], bounds["last"]
     rows = sorted(grid)
-    cells = {
+    by_position = {
         (i, ordinal - first): cell
         for i, key in enumerate(rows)
         for ordinal, cell in grid[key].items()
         if first <= ordinal <= last
     }
-    return PropertyHeatmap(rows, names, [label_from_ordinal(o) for o in range(first, last + 1)], cells)
+    return PropertyHeatmap(rows, names, [label_from_ordinal(o) for o in range(first, last + 1)], by_position)

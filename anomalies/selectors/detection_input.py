@@ -221,9 +221,9 @@ def feedback_for_property(*, property_id: int) -> list[AnomalyFeedback]:
 
 
 def verdicts_for_learning(
-    *, document_types: Iterable[str], account_codes: Iterable[str], since: datetime
+    *, document_types: Iterable[str], account_codes: Iterable[str], anomaly_types: Iterable[str], since: datetime
 ) -> list[tuple[Any, ...]]:
-    """Verdicts across the portfolio on these accounts given since ``since``, oldest first (one query).
+    """Verdicts across the portfolio on these accounts and kinds given since ``since``, oldest first (one query).
 
     Each row: (id, property, document type, account, period ordinal, amount seen, is_anomaly,
     anomaly type seen, model score seen, updated_at, still_seen) where still_seen says the
@@ -231,7 +231,10 @@ def verdicts_for_learning(
     """
     rows = (
         AnomalyFeedback.objects.filter(
-            document_type__in=set(document_types), account_code__in=set(account_codes), updated_at__gte=since
+            document_type__in=set(document_types),
+            account_code__in=set(account_codes),
+            anomaly_type__in=set(anomaly_types),
+            updated_at__gte=since,
         )
         .exclude(feedback_type=FeedbackType.NEW_NORMAL)
         .order_by("updated_at", "id")

@@ -97,7 +97,7 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
     qs = AnomalyDetection.objects.filter(document_id__in=documents_latest().order_by().values("id"))
     if not all_lines:
         qs = qs.filter(is_anomaly=True)
-    qs = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(
+    rows = qs.order_by("property__code", "document_type", "period__ordinal", "account_code").values_list(
         "property__code",
         "document_type",
         "period__year",
@@ -110,7 +110,7 @@ def export_rows(*, all_lines: bool = False, chunk_size: int = 2000) -> Iterator[
         "is_anomaly",
         "detector",
     )
-    for code, doc_type, year, month, account, amount, expected, score, severity, flagged, detector in qs.iterator(
+    for code, doc_type, year, month, account, amount, expected, score, severity, flagged, detector in rows.iterator(
         chunk_size=chunk_size
     ):
         yield (

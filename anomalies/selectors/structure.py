@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from anomalies.detection.structure import describe, learn_statements
 from anomalies.detection.table import LineTable
-from documents.models import Property
+from documents.scoping import properties_visible_to
 from documents.selectors import line_items_of_latest_documents
 
 
@@ -18,10 +19,10 @@ class LearnedStructure:
     sentences: list[str]  # "Total Revenue (4999-0000) = the sum of the 5 lines from the start ..."
 
 
-def statement_structure_get(*, property_id: int, document_type: str) -> LearnedStructure | None:
-    """What the engine learns from the latest documents of one property and type (None: the
-    property does not exist).  The same learning as a detection pass, on the same lines."""
-    prop = Property.objects.filter(id=property_id).only("code").first()
+def statement_structure_get(*, property_id: int, document_type: str, user: Any) -> LearnedStructure | None:
+    """What the engine learns from the latest documents of one property and type (None: no such
+    property in the user's portfolios).  The same learning as a detection pass, on the same lines."""
+    prop = properties_visible_to(user).filter(id=property_id).only("code").first()
     if prop is None:
         return None
     rows = list(

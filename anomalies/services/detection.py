@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from anomalies.models import AnomalyFeedback, DetectionStatus, ModelSelectionLog
 from anomalies.selectors import PropertyDataVersion, TargetDocument, property_data_versions, target_documents_get
+from anomalies.services.attribution import lines_attribute
 from anomalies.services.context import PropertyContext, property_context_get
 from anomalies.services.feedback import verdict_apply
 from anomalies.services.learning import LearningOutcome, lines_learn, present_lines, quieted_counts_write
@@ -154,7 +155,7 @@ def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput
         fb: AnomalyFeedback | None = context.feedback.by_line.get(
             (target.property_id, target.document_type, target.period_ordinal, scored.account_code)
         )
-        status = DetectionStatus.OPEN
+        status: str = DetectionStatus.OPEN
         if fb is not None:
             effect = verdict_apply(line=scored, feedback=fb, amount=scored.amount, learning=chunk.learning)
             status = effect.status
@@ -177,10 +178,11 @@ def _plan_rows(chunk: _ChunkPlan, context: PropertyContext, output: EngineOutput
     )
     chunk.applied_feedback |= learned.used_verdicts
     chunk.learned.quieted_by_verdict.update(learned.quieted_by_verdict)
+    lines_attribute(lines=output.lines, background=output.background)
     planned: dict[int, list[PlannedRow]] = defaultdict(list)
-    for i, (scored, (target, fb, status)) in enumerate(zip(output.lines, judged, strict=True)):
-        status = learned.statuses.get(i, status)
-        planned[scored.document_id].append(planned_row(target=target, line=scored, status=status, feedback=fb))
+    for i, (scored, (target, fb, verdict_status)) in enumerate(zip(output.lines, judged, strict=True)):
+        row_status = learned.statuses.get(i, verdict_status)
+        planned[scored.document_id].append(planned_row(target=target, line=scored, status=row_status, feedback=fb))
     return planned
 
 

@@ -215,7 +215,7 @@ def anomaly_feedback_submit(
         document_type=detection.document_type,
         period_id=detection.period_id,
         account_code=detection.account_code,
-        user_id=getattr(user, "pk", None),
+        user_id=user.pk,
         defaults={
             "anomaly": detection,
             "field_value": detection.field_value,

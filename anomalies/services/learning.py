@@ -72,14 +72,15 @@ def lines_learn(
     if not index:
         return outcome
     lookback = float(settings.FEEDBACK_LOOKBACK_DAYS)
-    verdicts = verdict_arrays(
-        verdicts_for_learning(
-            document_types={line_keys[i][1] for i in index},
-            account_codes={line_keys[i][2] for i in index},
-            since=now - timedelta(days=lookback),
-        ),
-        now=now,
+    # Only verdicts of the flagged lines' (document type, account, kind) can teach them.
+    wanted = {(line_keys[i][1], line_keys[i][2], lines[i].anomaly_type) for i in index}
+    rows = verdicts_for_learning(
+        document_types={w[0] for w in wanted},
+        account_codes={w[1] for w in wanted},
+        anomaly_types={w[2] for w in wanted},
+        since=now - timedelta(days=lookback),
     )
+    verdicts = verdict_arrays([row for row in rows if (row[2], row[3], row[7]) in wanted], now=now)
     if verdicts.n == 0:
         return outcome
     context = {key[0] for key in present}
@@ -92,6 +93,7 @@ def lines_learn(
         account_codes=np.array([line_keys[i][2] for i in index], dtype=object),
         kinds=np.array([lines[i].anomaly_type for i in index], dtype=object),
         scores=np.array([lines[i].anomaly_score for i in index], dtype=np.float64),
+        periods=np.array([line_keys[i][3] for i in index], dtype=np.int64),
     )
     threshold = (
         float(settings.AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD)

@@ -51,12 +51,14 @@ class ScoredLine:
     explanation_text: str
     explanation: dict[str, Any] | None  # AnomalyExplanation fields, for flagged lines
     insufficient_history: bool = False
+    features: np.ndarray | None = None  # the engine's feature row of a flagged series line (attribution)
 
 
 @dataclass
 class EngineOutput:
     lines: list[ScoredLine]
     series_modelled: int
+    background: np.ndarray | None = None  # feature rows of the context's unflagged lines (attribution)
 
 
 @dataclass
@@ -159,7 +161,16 @@ def scored_lines(run: EngineRun) -> EngineOutput:
         if (line := _line_for_row(run, doc_id, int(r))) is not None
     ]
     lines += _absent_lines(run, lines)
-    return EngineOutput(lines=lines, series_modelled=_series_modelled(run))
+    return EngineOutput(lines=lines, series_modelled=_series_modelled(run), background=_background(run))
+
+
+def _background(run: EngineRun) -> np.ndarray | None:
+    """Feature rows of the property's unflagged lines: the background of SHAP values."""
+    features = run.result.features
+    if features is None:
+        return None
+    normal = ~run.result.is_anomaly & np.isfinite(features).all(axis=1) & ~run.table.is_total
+    return features[normal]
 
 
 def _peers_for(table: LineTable, peers: PeerStats | None) -> PeerStats | None:
@@ -280,6 +291,11 @@ def _row_evidence(run: EngineRun, r: int) -> _Evidence:
     return evidence
 
 
+def _features(run: EngineRun, r: int) -> np.ndarray | None:
+    features = run.result.features
+    return None if features is None else features[r]
+
+
 def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLine:
     col = run.columns
     flagged = bool(col.is_anomaly[r])
@@ -305,6 +321,7 @@ def _scored_line(run: EngineRun, doc_id: int, r: int, score: float) -> ScoredLin
         contributions=evidence.contributions,
         explanation_text=evidence.text,
         explanation=evidence.explanation if flagged else None,
+        features=_features(run, r) if flagged and not evidence.is_statement else None,
     )
 
 

@@ -168,8 +168,12 @@ def planned_row(*, target: TargetDocument, line: ScoredLine, status: str, feedba
     return PlannedRow(line.document_id, line.account_code, values, line, feedback)
 
 
+# Column of each attribute (``line_item_id`` -> ``line_item_id``, ``property_id`` -> its FK column).
+_COLUMN_OF: dict[str, str] = {f.attname: f.column for f in AnomalyDetection._meta.concrete_fields if f.column}
+
+
 def _column(name: str) -> str:
-    return connection.ops.quote_name(AnomalyDetection._meta.get_field(name.removesuffix("_id")).column)
+    return connection.ops.quote_name(_COLUMN_OF[name])
 
 
 def _placeholder(name: str) -> str:

@@ -163,12 +163,12 @@ def test_algorithms_route_is_not_read_as_an_id(client_for, viewer):
 
 
 def test_selection_log_is_paginated_and_filterable(client_for, viewer, ledger):
-    services.detection_run(all_documents=True)  # PyOD on: each modelled series writes a selection
+    services.detection_run(all_documents=True)  # PyOD on: each series PyOD refines (gated in) logs its selection
     client = client_for(viewer)
     response = client.get("/api/v1/selection-log/")
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == ModelSelectionLog.objects.count() >= 3
+    assert body["count"] == ModelSelectionLog.objects.count() >= 1
     entry = body["results"][0]
     assert entry["property_code"] == "A1" and entry["selected_model"] and entry["rule_recommended_models"]
     assert client.get("/api/v1/selection-log/", {"account_code": "6010-0000"}).json()["count"] == 1

@@ -39,7 +39,10 @@ def test_decimal_shift_is_flagged_with_what_a_reviewer_needs(ledger, shifted_per
     explanation = flagged.explanations.get()
     assert explanation.root_cause_type == "decimal_shift"
     assert explanation.suggested_actions and explanation.summary == flagged.explanation_text
-    assert explanation.shap_values is None  # never a placeholder
+    assert [a["evidence"] for a in explanation.shap_values["attributions"]][:2] == [
+        "vs same month last year",
+        "vs surrounding months",
+    ]  # real SHAP values (anomalies/tests/test_attribution.py), never a placeholder
     # Every scored line is stored, flagged or not; only the flagged one has an explanation row.
     assert AnomalyDetection.objects.count() == LineItem.objects.count() == 72
     assert AnomalyExplanation.objects.count() == 1
@@ -214,7 +217,7 @@ def test_model_cache_provider_is_used_when_enabled(ledger, monkeypatch):
     doc_ids = _doc_ids(ledger)
     services.documents_detect(document_ids=doc_ids)
     cached = AnomalyModelCache.objects.count()
-    assert cached >= 3
+    assert cached >= 1  # one model per series holding a candidate
     first = sorted(AnomalyDetection.objects.values_list("id", "anomaly_score", "detector"))
     selections = ModelSelectionLog.objects.count()
     reset_model_cache()  # a new process: the second pass reads the database tier

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from anomalies.tests.factories import UserFactory, load_rows, month_label
+from documents.models import Property
 
 pytestmark = pytest.mark.django_db
 
@@ -68,11 +69,12 @@ def test_export_all_writes_every_total_with_its_footing_result(statement, tmp_pa
 
 
 def test_the_learned_structure_is_readable_through_the_api(statement, api_client):
-    from documents.models import Property
-
-    api_client.force_authenticate(UserFactory(username="reader"))
     prop = Property.objects.get(code="S1")
-    response = api_client.get(f"/api/v1/anomalies/structure?property={prop.id}&document_type=income_statement")
+    url = f"/api/v1/anomalies/structure?property={prop.id}&document_type=income_statement"
+    api_client.force_authenticate(UserFactory(username="outsider", default_portfolio=False))
+    assert api_client.get(url).status_code == 404  # outside the user's portfolios reads as missing
+    api_client.force_authenticate(UserFactory(username="reader"))  # granted the default portfolio
+    response = api_client.get(url)
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["property_code"] == "S1" and body["months"] == MONTHS

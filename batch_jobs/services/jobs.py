@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -65,7 +64,7 @@ def _filter_errors(
     document_types: Sequence[str],
     extraction_status_filter: str,
     processor: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if property_ids:
@@ -97,7 +96,7 @@ def job_submit(
     date_range_end: date | None,
     document_types: Sequence[str] | None,
     extraction_status_filter: str = ExtractionStatusFilter.ALL,
-    initiated_by: AbstractBaseUser | AnonymousUser | None,
+    initiated_by: User | AnonymousUser | None,
     processor: str = "detect_anomalies",
 ) -> BatchReprocessingJob:
     """Validate the filters (BatchJobCreate), count the matching latest documents, store a queued
@@ -338,14 +337,14 @@ def queued_jobs_start(*, exclude: int | None = None) -> list[int]:
     Sent again on every reaper pass while they wait, so a queued job whose message a broker lost
     still starts; ``job_run`` is idempotent.
     """
-    running = BatchReprocessingJob.objects.filter(status=JobStatus.RUNNING).exclude(pk=exclude).count()
+    others = BatchReprocessingJob.objects.all() if exclude is None else BatchReprocessingJob.objects.exclude(pk=exclude)
+    running = others.filter(status=JobStatus.RUNNING).count()
     free = settings.BATCH_PROCESSING_MAX_CONCURRENT - running
     if free <= 0:
         return []
     queued = list(
-        BatchReprocessingJob.objects.filter(status=JobStatus.QUEUED, cancel_requested=False)
+        others.filter(status=JobStatus.QUEUED, cancel_requested=False)
         .exclude(celery_task_id="")
-        .exclude(pk=exclude)
         .order_by("created_at", "id")
         .values_list("id", flat=True)[:free]
     )

@@ -20,7 +20,7 @@ DEFAULTS = {
     "GPU_ACCELERATION_ENABLED": False,
 }
 # What this release cannot do reads off whatever its variable says.
-NOT_IMPLEMENTED = {"LIME_ENABLED", "LAYOUTLM_ENABLED", "GPU_ACCELERATION_ENABLED"}
+NOT_IMPLEMENTED = {"LIME_ENABLED", "LAYOUTLM_ENABLED", "GPU_ACCELERATION_ENABLED", "INCREMENTAL_LEARNING_ENABLED"}
 EFFECTIVE = {name: value and name not in NOT_IMPLEMENTED for name, value in DEFAULTS.items()}
 
 

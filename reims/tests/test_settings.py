@@ -32,7 +32,7 @@ def _start(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
         ("AUTO_SUPPRESSION_CONFIDENCE_THRESHOLD", "1.5"),
         ("PYOD_LLM_MODEL_SELECTION", "sometimes"),
         ("MODEL_CACHE_LRU_MAX_BYTES", "0"),
-        ("CELERY_WORKER_MAX_MEMORY_PER_CHILD", "lots"),
+        ("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", "lots"),
     ],
 )
 def test_invalid_setting_stops_startup_naming_the_variable(variable, value):
@@ -98,7 +98,7 @@ def test_worker_memory_and_lru_bound_come_from_the_environment():
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "reims.settings",
-            "CELERY_WORKER_MAX_MEMORY_PER_CHILD": "400000",
+            "CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB": "400000",
             "MODEL_CACHE_LRU_MAX_BYTES": "1000000",
         },
         capture_output=True,

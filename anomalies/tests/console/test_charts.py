@@ -126,3 +126,12 @@ def test_a_lone_expected_value_is_marked():
     assert len(svg.findall(f".//{SVG}line[@class='expected-point']")) == 1
     svg = _parse(series_chart_svg(labels=list("abc"), values=[1.0, 2.0, 3.0], expected=[2.0, 2.5, None]))
     assert not svg.findall(f".//{SVG}line[@class='expected-point']")
+
+
+def test_shap_bars_point_right_for_evidence_that_raised_the_score_and_escape_names():
+    from anomalies.charts import shap_bars_svg
+
+    svg = shap_bars_svg(attributions=[("vs surrounding months", 42.0), ('<b>"x"</b>', -3.0)], base_value=5.0)
+    assert "vs surrounding months" in svg and "+42.0" in svg and "-3.0" in svg
+    assert "<b>" not in svg and "&lt;b&gt;" in svg
+    assert svg.count('fill="#dc2626"') == 1 and svg.count('fill="#2563eb"') == 1

@@ -215,7 +215,9 @@ def test_pyod_path_records_selection_and_detector(tmp_path) -> None:
             return train()
 
     result = detect_anomalies(table, use_pyod=True, model_provider=Provider())
-    assert len(calls) == 2 and len(result.selections) == 2
+    # Only the series holding a candidate (the x10 month) is selected, fitted and logged.
+    assert [request.series.account_code for request in calls] == ["4010-0000"]
+    assert len(result.selections) == 1
     assert flagged_periods(result, table, "4010-0000") == [20]
     assert result.findings[0].detector.startswith("pyod:") and result.findings[0].detector.endswith("+robust_z")
     assert result.selections[0].selection.selected_model in result.selections[0].selection.rule_candidates
