@@ -5,11 +5,12 @@ PyOD 3.6.7 compiles ``pyod.models.hbos._calculate_outlier_scores`` with a plain 
 an idle core), and numba's ``NUMBA_CACHE_DIR`` alone changes nothing.  :func:`enable` recompiles
 that same Python function with ``cache=True`` and points numba's cache at ``cache_dir``: the
 first process compiles and writes the machine code there, every later process loads it.
-:func:`warm` runs one tiny HBOS fit and score so that a worker child pays the load (or, on a
-fresh machine, the compilation) when it starts, not inside its first task.
+:func:`warm` runs one tiny HBOS fit and score so that a worker pays the load (or, on a fresh
+machine, the compilation) once in its main process before the pool forks, not inside a child's
+first task.
 
 No Django import: ``modelcache.apps`` calls :func:`enable` with ``settings.NUMBA_CACHE_DIR``,
-the worker's ``worker_process_init`` calls :func:`warm`, benchmarks/numba_warmup.py both.
+the worker's ``worker_init`` calls :func:`warm`, benchmarks/numba_warmup.py both.
 """
 
 from __future__ import annotations
@@ -94,5 +95,6 @@ def warm() -> None:
 
 
 def warm_on_worker_start(**_signal: object) -> None:
-    """``worker_process_init`` receiver (reims/celery.py): warm each new worker child."""
+    """``worker_init`` receiver (reims/celery.py): warm the worker's main process, which its pool
+    children inherit when they are forked."""
     warm()

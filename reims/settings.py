@@ -287,6 +287,10 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A new pool child that has not reported UP within this many seconds is SIGKILLed and replaced.
+# Celery's 4 s is shorter than a child's start on a loaded machine: each replacement was killed in
+# turn and the pool never ran a task again. A child that truly hangs at start is still replaced.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 30.0
 # A pool process whose resident memory passes this after a task is replaced by a fresh one, so a
 # long job cannot grow a worker without bound (issue 16: <= 600 MB per process). In KiB.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = _positive_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 600_000)

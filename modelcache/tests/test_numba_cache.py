@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init
 from django.conf import settings
 
 from modelcache.numba_cache import warm_on_worker_start
@@ -40,6 +40,6 @@ def test_the_first_process_compiles_and_writes_the_cache_and_the_next_one_loads_
     assert second == {"hits": 1, "misses": 0}
 
 
-def test_the_cache_lives_under_var_and_worker_children_warm_at_start():
+def test_the_cache_lives_under_var_and_the_worker_warms_before_its_pool_forks():
     assert settings.NUMBA_CACHE_DIR == settings.VAR_DIR / "numba"
-    assert warm_on_worker_start in [receiver() for _key, receiver in worker_process_init.receivers]
+    assert warm_on_worker_start in [receiver() for _key, receiver in worker_init.receivers]
