@@ -67,7 +67,7 @@ class AnomalyDetection(models.Model):
     model_key = models.CharField(max_length=64, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
     contributions = models.JSONField(default=dict, blank=True, help_text="per-feature contributions to the score")
-    explanation_text = models.CharField(max_length=500, blank=True)
+    explanation_text = models.TextField(blank=True)  # sentences grow with verdict reasons: never cut
     status = models.CharField(max_length=20, choices=DetectionStatus.choices, default=DetectionStatus.OPEN)
     detected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

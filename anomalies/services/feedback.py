@@ -168,12 +168,12 @@ def verdict_apply(
         else:
             line.explanation_text = (
                 f"{label} by {who} on {when}; kept flagged while the amount is unchanged. " + line.explanation_text
-            )[:500]
+            )
     elif not verdict and line.is_anomaly:
         line.is_anomaly = False
         line.explanation_text = (
             f"{label} by {who} on {when}: not flagged while the amount is unchanged (model score {line.anomaly_score:.0f})."
-        )[:500]
+        )
         return VerdictEffect(status, True, True)
     return VerdictEffect(status, True, False)
 

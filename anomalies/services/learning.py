@@ -126,7 +126,7 @@ def lines_learn(
             outcome.quieted_by_verdict.update(taught)
         if learned.suppressed[j]:
             outcome.statuses[i] = DetectionStatus.SUPPRESSED
-            line.explanation_text = (f"Suppressed: {learned.reasons[j]}. " + line.explanation_text)[:500]
+            line.explanation_text = f"Suppressed: {learned.reasons[j]}. " + line.explanation_text
             continue
         line.anomaly_score = float(learned.scores[j])
         if learned.flagged[j]:
@@ -134,13 +134,13 @@ def lines_learn(
             line.explanation_text = (
                 f"Score lowered from {line.contributions['learned']['model_score']:.0f} ({learned.reasons[j]}). "
                 + line.explanation_text
-            )[:500]
+            )
         else:
             line.is_anomaly = False
             line.explanation_text = (
                 f"Not flagged: {learned.reasons[j]} (model score "
                 f"{line.contributions['learned']['model_score']:.0f}, learned confidence {confidence:.2f})."
-            )[:500]
+            )
             line.explanation = None
     return outcome
 

@@ -406,7 +406,7 @@ def finite(value: Any) -> float | None:
 def _finding_explanation(finding: detection_engine.Finding) -> dict[str, Any]:
     e = finding.explanation
     return {
-        "summary": e.sentence[:500],
+        "summary": e.sentence,
         "root_cause_type": e.root_cause_type,
         "contributing_factors": e.contributing_factors,
         "suggested_actions": e.suggested_actions,
@@ -419,7 +419,7 @@ def _statement_explanation(sf: StatementFinding, run: EngineRun) -> dict[str, An
     n_rows = run.lines.n_rows
     covered = [original_account(str(run.lines.table.account_codes[r])) for r in sf.covered_rows if 0 <= r < n_rows]
     return {
-        "summary": sf.sentence[:500],
+        "summary": sf.sentence,
         "root_cause_type": sf.anomaly_type,
         "contributing_factors": [
             {

@@ -152,8 +152,8 @@ def test_imported_documents_are_detected_by_a_real_worker(celery_worker_process,
     while time.monotonic() < deadline and DocumentUpload.objects.filter(last_detected_at__isnull=True).exists():
         time.sleep(0.2)  # waiting on the worker's state, not on a guess of its duration
     assert DocumentUpload.objects.filter(last_detected_at__isnull=True).count() == 0, celery_worker_process.log()
-    # Two detail lines a month are scored (the total is checked for footing), and the x9 rent flagged.
-    assert AnomalyDetection.objects.filter(document__property__code="W1").count() == 24
+    # Every line of the 12 statements has its row (the total with its footing result), and the x9 rent is flagged.
+    assert AnomalyDetection.objects.filter(document__property__code="W1").count() == 36
     flagged = AnomalyDetection.objects.filter(is_anomaly=True, account_code="4010-0000")
     assert [d.period.label for d in flagged] == ["2024-09"]
     skipped = admin_api_client.post(

@@ -114,12 +114,13 @@ def test_the_anomaly_list_shows_names_and_every_column_at_1400_px(browser, live_
         assert header.is_displayed() and header.rect["x"] + header.rect["width"] <= layout["width"], column
 
     browser.find_element(By.ID, "start-review").click()
-    _wait(browser).until(EC.visibility_of_element_located((By.ID, "review")))
+    _wait(browser).until(EC.presence_of_element_located((By.ID, "content")))
+    screenshot(browser, "review-names")
+    assert browser.find_elements(By.ID, "review"), browser.find_element(By.TAG_NAME, "body").text[:2000]
     assert browser.find_element(By.ID, "review-account").text in NAMES.values()
     breadcrumb = browser.find_element(By.CSS_SELECTOR, ".breadcrumbs").text
     assert any(name in breadcrumb for name in NAMES.values())
     assert "Direction" not in browser.find_element(By.ID, "content").text
-    screenshot(browser, "review-names")
 
     browser.get(f"{live_server.url}/admin/documents/property/{AnomalyDetection.objects.first().property_id}/change/")
     heatmap = _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#property-heatmap .heatmap-box svg")))
