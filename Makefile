@@ -9,7 +9,7 @@ PYTHON := $(VENV)/bin/python
 DEPS := $(VENV)/.installed
 endif
 
-.PHONY: help venv install demo test lint format bench migrate worker beat web clean
+.PHONY: help venv install demo test lint format bench drill migrate worker beat web clean
 
 help:
 	@echo "make demo   - install, migrate, load the demo portfolio, detect, start web+worker+beat"
@@ -49,8 +49,8 @@ bench: $(DEPS)
 	  psql "$(BENCH_PG)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$$db'" | grep -q 1 \
 	    || psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db"; done
 	$(PYTHON) benchmarks/demo_generation.py
-	$(PYTHON) benchmarks/quality.py
-	$(PYTHON) benchmarks/quality.py --generator independent
+	$(PYTHON) benchmarks/quality.py --ablation
+	$(PYTHON) benchmarks/feedback_learning.py --extra-verdicts 10000
 	$(PYTHON) benchmarks/detection_speed.py
 	$(PYTHON) benchmarks/import_speed.py --postgres-url $(BENCH_PG)/reims_bench
 	$(PYTHON) benchmarks/import_errors.py
@@ -58,6 +58,12 @@ bench: $(DEPS)
 	$(PYTHON) benchmarks/numba_warmup.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_batch CELERY_BROKER_URL=$(BENCH_REDIS)/12 $(PYTHON) benchmarks/batch_throughput.py
 	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py
+	DATABASE_URL=$(BENCH_PG)/reims_bench_api CELERY_BROKER_URL=$(BENCH_REDIS)/13 $(PYTHON) benchmarks/batch_api_latency.py --as-manager
+
+# Fault drill of batch reprocessing (worker SIGKILL, broker restarted empty, connections
+# terminated) on PostgreSQL and a Redis server of its own (port 6390), real workers and beat.
+drill: $(DEPS)
+	PYTHON=$(PYTHON) scripts/fault_drill.sh
 
 migrate: $(DEPS)
 	$(PYTHON) manage.py migrate
