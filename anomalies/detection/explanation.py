@@ -1,8 +1,8 @@
 """Explanations: root cause, contributing factors, suggested actions and one plain sentence.
 
 Method ``rules+contributions``: the anomaly type comes from the detection rules, the factors
-from each feature's robust distance to the series' own history.  SHAP and LIME are not computed
-here, so they are not reported (no placeholder values).
+from each feature's robust distance to the series' own history.  SHAP attributions are computed
+by anomalies/services/attribution.py when SHAP_ENABLED is on; LIME is not available in this release.
 """
 
 from __future__ import annotations
